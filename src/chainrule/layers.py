@@ -1,0 +1,237 @@
+"""Dense layers, shape layers and the Sequential container.
+
+Convention (as in PyTorch): a batch is rows, `Dense(in, out)` holds weight W of shape
+(out, in) and bias b of shape (out,), and computes Y = X Wᵀ + b.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable
+
+import numpy as np
+
+from .init import initialize
+from .module import DEFAULT_DTYPE, Module, Parameter, describe, module_from_config, resolve_rng
+
+
+def _shape_str(shape: tuple) -> str:
+    return "(" + ", ".join("N" if i == 0 else str(s) for i, s in enumerate(shape)) + ")"
+
+
+class Dense(Module):
+    """Fully connected layer: Y = X Wᵀ + b.
+
+    Shapes: X (N, in) → Y (N, out); W (out, in); b (out,).
+    Backward, with G = dL/dY (N, out):
+        dL/dW = Gᵀ X   (out, in)     — each weight sees its input times the output's gradient
+        dL/db = Σ_rows G   (out,)
+        dL/dX = G W    (N, in)
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        init: str = "he_uniform",
+        rng: np.random.Generator | None = None,
+        seed: int | None = None,
+        dtype=DEFAULT_DTYPE,
+    ) -> None:
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Dense: in_features and out_features must be ≥ 1, got {in_features}, "
+                f"{out_features}"
+            )
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.init, self.dtype = init, np.dtype(dtype)
+        rng = resolve_rng(rng, seed)
+        self.weight = Parameter(initialize(init, (out_features, in_features), rng, self.dtype))
+        self.bias = Parameter(np.zeros(out_features, self.dtype)) if bias else None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}): expected input of shape "
+                f"(N, {self.in_features}), got {tuple(x.shape)}"
+            )
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        self._x = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        x = self._x
+        if grad_out.shape != (x.shape[0], self.out_features):
+            raise ValueError(
+                f"Dense({self.in_features}, {self.out_features}).backward: expected grad of "
+                f"shape ({x.shape[0]}, {self.out_features}), got {tuple(grad_out.shape)}"
+            )
+        self.weight.grad += grad_out.T @ x
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data if input_grad else None
+
+    def config(self) -> dict:
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+        }
+
+
+class Flatten(Module):
+    """(N, d1, d2, ...) → (N, d1·d2·...); backward reshapes the gradient back."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return grad_out.reshape(self._shape)
+
+
+class Reshape(Module):
+    """(N, ...) → (N, *shape), e.g. Reshape((1, 28, 28)) turns flat digits into images."""
+
+    def __init__(self, shape: Iterable[int]) -> None:
+        self.shape = tuple(int(s) for s in shape)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if math.prod(x.shape[1:]) != math.prod(self.shape):
+            raise ValueError(
+                f"Reshape{self.shape}: cannot reshape input {_shape_str(x.shape)} "
+                f"to {_shape_str((x.shape[0], *self.shape))}"
+            )
+        self._shape = x.shape
+        return x.reshape(x.shape[0], *self.shape)
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        return grad_out.reshape(self._shape)
+
+    def config(self) -> dict:
+        return {"shape": list(self.shape)}
+
+
+class Sequential(Module):
+    """Layers applied in order: `model(x)` runs forward through each, `model.backward(g)`
+    runs backward through them in reverse (the chain rule, one layer at a time)."""
+
+    def __init__(self, *layers: Module | Iterable[Module]) -> None:
+        if len(layers) == 1 and not isinstance(layers[0], Module):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a layer")
+        self.layers = list(layers)
+
+    def named_children(self):
+        for i, layer in enumerate(self.layers):
+            yield str(i), layer
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def append(self, layer: Module) -> Sequential:
+        self.layers.append(layer)
+        return self
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate dL/d(output); returns dL/d(input), or None when `input_grad=False`.
+
+        Without the input gradient, layers below the first one holding parameters have nothing
+        to contribute, so backward stops there and that layer skips its own dL/dX product.
+        """
+        stop = 0 if input_grad else self._first_trainable()
+        for i in range(len(self.layers) - 1, stop - 1, -1):
+            grad_out = self.layers[i].backward(grad_out, input_grad=input_grad or i > stop)
+        return grad_out if input_grad else None
+
+    def _first_trainable(self) -> int:
+        for i, layer in enumerate(self.layers):
+            if layer.parameters():
+                return i
+        return len(self.layers)
+
+    def config(self) -> dict:
+        return {"layers": [describe(layer) for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, spec: dict) -> Sequential:
+        return cls([module_from_config(layer) for layer in spec["layers"]])
+
+    def __repr__(self) -> str:
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+    def summary(self, input_shape: tuple[int, ...] | None = None, file=None) -> str:
+        """Print (and return) a table of layers, output shapes and parameter counts.
+
+        `input_shape` excludes the batch axis, e.g. (784,) or (1, 28, 28); when given, a
+        zero batch of one is run through the model to find each layer's output shape.
+        """
+        rows = [("#", "layer", "output shape", "params")]
+        x = None
+        if input_shape is not None:
+            x = np.zeros((1, *input_shape), dtype=DEFAULT_DTYPE)
+            was_training = self.training
+            self.eval()
+        for i, layer in enumerate(self.layers):
+            shape = ""
+            if x is not None:
+                x = layer.forward(x)
+                shape = _shape_str(x.shape)
+            rows.append((str(i), repr(layer), shape, f"{layer.num_parameters():,}"))
+        if input_shape is not None:
+            self.train(was_training)
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append(f"total parameters: {self.num_parameters():,}")
+        text = "\n".join(lines)
+        print(text, file=file or sys.stdout)
+        return text
+
+
+def parameters_to_vector(model: Module) -> np.ndarray:
+    """θ: every parameter flattened and concatenated, in `model.parameters()` order (seed 003)."""
+    params = model.parameters()
+    if not params:
+        return np.zeros(0, DEFAULT_DTYPE)
+    return np.concatenate([p.data.ravel() for p in params])
+
+
+def grads_to_vector(model: Module) -> np.ndarray:
+    """∇θ: every parameter's gradient flattened in the same order as `parameters_to_vector`."""
+    return np.concatenate([p.grad.ravel() for p in model.parameters()])
+
+
+def vector_to_parameters(theta: np.ndarray, model: Module) -> None:
+    """Write the flat vector θ back into the model's parameters (in place)."""
+    theta = np.asarray(theta)
+    params = model.parameters()
+    total = sum(p.data.size for p in params)
+    if theta.ndim != 1 or theta.size != total:
+        raise ValueError(
+            f"vector_to_parameters: expected a 1-D vector of {total} values, got {theta.shape}"
+        )
+    offset = 0
+    for p in params:
+        p.data[...] = theta[offset : offset + p.data.size].reshape(p.data.shape)
+        offset += p.data.size

@@ -1,0 +1,224 @@
+"""Loss functions: `loss = loss_fn(pred, target)` returns a float, `loss_fn.backward()` dL/dpred.
+
+Every loss averages over the batch by default (`reduction="mean"`), like PyTorch, so the
+gradient carries a 1/n; `reduction="sum"` drops it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import log_softmax, sigmoid
+
+REDUCTIONS = ("mean", "sum")
+
+
+def _check_finite(name: str, what: str, array: np.ndarray) -> None:
+    if not np.all(np.isfinite(array)):
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(
+            f"{name}: {what} contains {bad} NaN/inf value(s); check the data or lower the "
+            f"learning rate"
+        )
+
+
+def check_labels(name: str, labels: np.ndarray, n: int, num_classes: int) -> np.ndarray:
+    """Validate integer class labels (n,) against n predictions and C classes."""
+    if labels.shape != (n,):
+        raise ValueError(f"{name}: got {n} predictions but labels of shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.mod(labels, 1) == 0):
+            raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
+        labels = labels.astype(np.int64)
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        bad = labels[(labels < 0) | (labels >= num_classes)][0]
+        raise ValueError(f"{name}: label {bad} is outside the class range 0..{num_classes - 1}")
+    return labels
+
+
+def class_targets(name: str, target, n: int, num_classes: int, dtype) -> np.ndarray:
+    """Turn integer labels (n,) or one-hot / soft labels (n, C) into an (n, C) float array."""
+    target = np.asarray(target)
+    if target.ndim == 1:
+        labels = check_labels(name, target, n, num_classes)
+        onehot = np.zeros((n, num_classes), dtype=dtype)
+        onehot[np.arange(n), labels] = 1
+        return onehot
+    if target.shape != (n, num_classes):
+        raise ValueError(
+            f"{name}: expected labels of shape ({n},) or ({n}, {num_classes}), "
+            f"got {target.shape}"
+        )
+    _check_finite(name, "target", target)
+    return target.astype(dtype, copy=False)
+
+
+class Loss:
+    """Base class: holds the reduction and what backward needs from the last call."""
+
+    def __init__(self, reduction: str = "mean") -> None:
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}")
+        self.reduction = reduction
+
+    def __call__(self, pred: np.ndarray, target) -> float:
+        return self.forward(pred, target)
+
+    def _reduce(self, per_item: np.ndarray, count: int) -> float:
+        total = float(per_item.sum())
+        return total / count if self.reduction == "mean" else total
+
+    def _scale(self, count: int) -> float:
+        return 1.0 / count if self.reduction == "mean" else 1.0
+
+    def _check_pred(self, pred: np.ndarray) -> np.ndarray:
+        pred = np.asarray(pred)
+        if not np.issubdtype(pred.dtype, np.floating):
+            pred = pred.astype(np.float64)
+        _check_finite(type(self).__name__, "the prediction", pred)
+        return pred
+
+    def _check_same_shape(self, pred: np.ndarray, target) -> np.ndarray:
+        target = np.asarray(target, dtype=pred.dtype)
+        if target.shape != pred.shape:
+            raise ValueError(
+                f"{type(self).__name__}: prediction shape {pred.shape} and target shape "
+                f"{target.shape} differ"
+            )
+        _check_finite(type(self).__name__, "target", target)
+        return target
+
+
+class MSE(Loss):
+    """Mean squared error L = (1/m) Σ (ŷ − y)² over all m elements; dL/dŷ = 2(ŷ − y)/m."""
+
+    def forward(self, pred, target) -> float:
+        pred = self._check_pred(pred)
+        target = self._check_same_shape(pred, target)
+        self._diff = pred - target
+        return self._reduce(self._diff**2, self._diff.size)
+
+    def backward(self) -> np.ndarray:
+        return 2.0 * self._scale(self._diff.size) * self._diff
+
+
+class BCE(Loss):
+    """Binary cross-entropy on probabilities p ∈ [0, 1]:
+    L = −(1/m) Σ [y log p + (1 − y) log(1 − p)];  dL/dp = (p − y) / (p(1 − p)) / m.
+    Each log is clamped at −100 (as PyTorch does) so p = 0 or 1 gives a finite loss."""
+
+    def forward(self, pred, target) -> float:
+        pred = self._check_pred(pred)
+        target = self._check_same_shape(pred, target)
+        if pred.size and (pred.min() < 0 or pred.max() > 1):
+            raise ValueError(
+                "BCE: predictions must be probabilities in [0, 1]; for raw scores use "
+                "BCEWithLogits"
+            )
+        self._p, self._y = pred, target
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(pred), -100)
+            log_1mp = np.maximum(np.log1p(-pred), -100)
+        return self._reduce(-(target * log_p + (1 - target) * log_1mp), pred.size)
+
+    def backward(self) -> np.ndarray:
+        p, y = self._p, self._y
+        eps = 1e-12
+        return self._scale(p.size) * (p - y) / np.maximum(p * (1 - p), eps)
+
+
+class BCEWithLogits(Loss):
+    """Binary cross-entropy on logits z, with p = σ(z), written so no exp overflows:
+    L = (1/m) Σ [max(z, 0) − z·y + log(1 + e^(−|z|))];  dL/dz = (σ(z) − y) / m."""
+
+    def forward(self, pred, target) -> float:
+        z = self._check_pred(pred)
+        y = self._check_same_shape(z, target)
+        self._z, self._y = z, y
+        per_item = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        return self._reduce(per_item, z.size)
+
+    def backward(self) -> np.ndarray:
+        return self._scale(self._z.size) * (sigmoid(self._z) - self._y)
+
+
+class _ClassLoss(Loss):
+    def _check_classes(self, pred) -> np.ndarray:
+        pred = self._check_pred(pred)
+        if pred.ndim != 2:
+            raise ValueError(
+                f"{type(self).__name__}: expected predictions of shape (N, classes), "
+                f"got {pred.shape}"
+            )
+        return pred
+
+
+class CrossEntropy(_ClassLoss):
+    """Cross-entropy on probabilities (e.g. after a Softmax layer), seed 003's formula:
+    L = −(1/n) Σ_i Σ_j y_ij log ŷ_ij;  dL/dŷ = −y / ŷ / n.
+    Targets: integer labels (n,) or one-hot (n, C)."""
+
+    def forward(self, pred, target) -> float:
+        p = self._check_classes(pred)
+        if p.size and (p.min() < 0 or p.max() > 1):
+            raise ValueError(
+                "CrossEntropy: predictions must be probabilities in [0, 1]; for logits use "
+                "SoftmaxCrossEntropy"
+            )
+        y = class_targets("CrossEntropy", target, p.shape[0], p.shape[1], p.dtype)
+        self._p, self._y = p, y
+        with np.errstate(divide="ignore"):
+            log_p = np.maximum(np.log(p), -100)
+        return self._reduce(-(y * log_p), p.shape[0])
+
+    def backward(self) -> np.ndarray:
+        tiny = np.finfo(self._p.dtype).tiny
+        return -self._scale(self._p.shape[0]) * self._y / np.maximum(self._p, tiny)
+
+
+class SoftmaxCrossEntropy(_ClassLoss):
+    """Softmax followed by cross-entropy, fused, on logits z (n, C):
+    L = −(1/n) Σ_i log softmax(z_i)[y_i];  dL/dz = (softmax(z) − y) / n.
+
+    The fused gradient is the seeds' "easy derivative": the softmax Jacobian and the
+    −y/p of the log cancel to p − y. Computing log-softmax directly also never takes log(0).
+    """
+
+    def forward(self, pred, target) -> float:
+        z = self._check_classes(pred)
+        n, num_classes = z.shape
+        log_p = log_softmax(z)
+        self._p = np.exp(log_p)
+        target = np.asarray(target)
+        if target.ndim == 1:
+            # integer labels: pick log p of the true class, no one-hot matrix needed
+            target = check_labels("SoftmaxCrossEntropy", target, n, num_classes)
+            self._labels, self._y = target, None
+            return self._reduce(-log_p[np.arange(n), target], n)
+        y = class_targets("SoftmaxCrossEntropy", target, n, num_classes, z.dtype)
+        self._labels, self._y = None, y
+        return self._reduce(-(y * log_p), n)
+
+    def backward(self) -> np.ndarray:
+        n = self._p.shape[0]
+        grad = self._p.copy()
+        if self._labels is not None:
+            grad[np.arange(n), self._labels] -= 1
+        else:
+            grad -= self._y
+        grad *= self._scale(n)
+        return grad
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """softmax(z) from the last forward call (n, C)."""
+        return self._p
+
+
+LOSSES = {
+    "mse": MSE,
+    "bce": BCE,
+    "bce_with_logits": BCEWithLogits,
+    "cross_entropy": CrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+}
