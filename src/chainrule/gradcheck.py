@@ -2,7 +2,8 @@
 
 For a scalar objective f and a tiny step h, the central difference
     (f(θ + h·e_i) − f(θ − h·e_i)) / 2h = ∂f/∂θ_i + O(h²)
-(here its five-point refinement, O(h⁴)) needs nothing but forward passes, so it is an independent witness of the chain rule.
+(here its five-point refinement, O(h⁴)) needs nothing but forward passes, so it is an
+independent witness of the chain rule.
 A layer's output is a tensor, not a scalar, so we check the scalar f(x) = Σ R ⊙ layer(x) for
 a fixed random R: its gradient is exactly what `backward(R)` must return.
 """

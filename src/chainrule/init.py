@@ -65,5 +65,6 @@ def initialize(name: str, shape, rng: np.random.Generator, dtype) -> np.ndarray:
     try:
         init = INITIALIZERS[name]
     except KeyError:
-        raise ValueError(f"unknown initializer {name!r}; choose one of {sorted(INITIALIZERS)}")
+        known = sorted(INITIALIZERS)
+        raise ValueError(f"unknown initializer {name!r}; choose one of {known}") from None
     return init(tuple(shape), rng).astype(dtype)

@@ -46,8 +46,7 @@ def class_targets(name: str, target, n: int, num_classes: int, dtype) -> np.ndar
         return onehot
     if target.shape != (n, num_classes):
         raise ValueError(
-            f"{name}: expected labels of shape ({n},) or ({n}, {num_classes}), "
-            f"got {target.shape}"
+            f"{name}: expected labels of shape ({n},) or ({n}, {num_classes}), got {target.shape}"
         )
     _check_finite(name, "target", target)
     return target.astype(dtype, copy=False)
@@ -112,8 +111,7 @@ class BCE(Loss):
         target = self._check_same_shape(pred, target)
         if pred.size and (pred.min() < 0 or pred.max() > 1):
             raise ValueError(
-                "BCE: predictions must be probabilities in [0, 1]; for raw scores use "
-                "BCEWithLogits"
+                "BCE: predictions must be probabilities in [0, 1]; for raw scores use BCEWithLogits"
             )
         self._p, self._y = pred, target
         with np.errstate(divide="ignore"):

@@ -119,8 +119,13 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum needs momentum > 0 and dampening = 0")
         super().__init__(
             params,
-            dict(lr=lr, momentum=momentum, dampening=dampening,
-                 weight_decay=weight_decay, nesterov=bool(nesterov)),
+            dict(
+                lr=lr,
+                momentum=momentum,
+                dampening=dampening,
+                weight_decay=weight_decay,
+                nesterov=bool(nesterov),
+            ),
         )
 
     def step(self) -> None:

@@ -1,0 +1,113 @@
+import math
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.activations import softmax
+
+
+def test_seed_003_cross_entropy_worked_example_exact():
+    y_hat = np.array([[0.1, 0.5, 0.2, 0.2], [0.3, 0.4, 0.2, 0.1], [0.2, 0.3, 0.4, 0.1]])
+    y = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    expected = -(1 / 3) * (math.log(0.5) + math.log(0.3) + math.log(0.4))
+    assert cr.CrossEntropy()(y_hat, y) == pytest.approx(expected, rel=1e-15)
+    assert cr.CrossEntropy()(y_hat, np.array([1, 0, 2])) == pytest.approx(expected, rel=1e-15)
+
+
+def test_softmax_cross_entropy_gradient_is_p_minus_y_over_n(rng):
+    z = rng.normal(size=(5, 4))
+    labels = np.array([0, 3, 1, 1, 2])
+    loss_fn = cr.SoftmaxCrossEntropy()
+    loss = loss_fn(z, labels)
+    p = softmax(z)
+    y = np.eye(4)[labels]
+    assert loss == pytest.approx(-np.mean(np.log(p[np.arange(5), labels])), rel=1e-12)
+    np.testing.assert_allclose(loss_fn.backward(), (p - y) / 5, rtol=1e-12)
+    # one-hot targets give the same loss and gradient as integer labels
+    assert loss_fn(z, y) == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(loss_fn.backward(), (p - y) / 5, rtol=1e-12)
+
+
+def test_fused_equals_softmax_then_cross_entropy(rng):
+    z = rng.normal(size=(6, 3))
+    labels = rng.integers(0, 3, 6)
+    fused = cr.SoftmaxCrossEntropy()(z, labels)
+    two_step = cr.CrossEntropy()(softmax(z), labels)
+    assert fused == pytest.approx(two_step, rel=1e-12)
+
+
+def test_softmax_cross_entropy_survives_huge_logits():
+    z = np.array([[1000.0, 0.0], [0.0, -1000.0]])
+    loss = cr.SoftmaxCrossEntropy()(z, np.array([1, 1]))
+    assert math.isfinite(loss) and loss == pytest.approx(1000.0, rel=1e-9)
+
+
+def test_bce_with_logits_stable_and_equal_to_bce(rng):
+    z = rng.normal(size=(4, 3))
+    t = rng.uniform(size=(4, 3))
+    assert cr.BCEWithLogits()(z, t) == pytest.approx(cr.BCE()(cr.activations.sigmoid(z), t))
+    big = cr.BCEWithLogits()(np.array([[800.0, -800.0]]), np.array([[0.0, 1.0]]))
+    assert big == pytest.approx(800.0)
+
+
+def test_mse_value_and_sum_reduction():
+    pred, target = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[0.0, 2.0], [1.0, 4.0]])
+    assert cr.MSE()(pred, target) == pytest.approx(5 / 4)
+    loss = cr.MSE(reduction="sum")
+    assert loss(pred, target) == pytest.approx(5)
+    np.testing.assert_allclose(loss.backward(), 2 * (pred - target))
+
+
+CASES = {
+    "mse": (cr.MSE, lambda r: (r.normal(size=(4, 3)), r.normal(size=(4, 3)))),
+    "mse_sum": (lambda: cr.MSE("sum"), lambda r: (r.normal(size=(4, 3)), r.normal(size=(4, 3)))),
+    "bce": (cr.BCE, lambda r: (r.uniform(0.05, 0.95, (4, 3)), r.uniform(size=(4, 3)))),
+    "bce_logits": (cr.BCEWithLogits, lambda r: (r.normal(size=(4, 3)), r.uniform(size=(4, 3)))),
+    "ce": (cr.CrossEntropy, lambda r: (softmax(r.normal(size=(4, 5))), r.integers(0, 5, 4))),
+    "ce_onehot": (
+        cr.CrossEntropy,
+        lambda r: (softmax(r.normal(size=(4, 5))), np.eye(5)[[0, 2, 4, 1]]),
+    ),
+    "softmax_ce": (cr.SoftmaxCrossEntropy, lambda r: (r.normal(size=(4, 5)), r.integers(0, 5, 4))),
+    "softmax_ce_soft": (
+        lambda: cr.SoftmaxCrossEntropy("sum"),
+        lambda r: (r.normal(size=(4, 5)), softmax(r.normal(size=(4, 5)))),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gradcheck_every_loss(name, rng):
+    make, data = CASES[name]
+    pred, target = data(rng)
+    assert cr.gradcheck(make(), pred, target) < 1e-6
+
+
+@pytest.mark.parametrize("loss", [cr.MSE(), cr.BCEWithLogits(), cr.SoftmaxCrossEntropy()])
+def test_nan_or_inf_predictions_are_rejected(loss):
+    pred = np.array([[0.2, np.nan], [0.1, 0.3]])
+    target = np.array([0, 1]) if isinstance(loss, cr.SoftmaxCrossEntropy) else np.zeros((2, 2))
+    with pytest.raises(ValueError, match="NaN/inf"):
+        loss(pred, target)
+    pred[0, 1] = np.inf
+    with pytest.raises(ValueError, match="NaN/inf"):
+        loss(pred, target)
+
+
+def test_labels_outside_class_range_are_rejected():
+    with pytest.raises(ValueError, match=r"label 10 is outside the class range 0..9"):
+        cr.SoftmaxCrossEntropy()(np.zeros((2, 10)), np.array([3, 10]))
+    with pytest.raises(ValueError, match=r"label -1 is outside"):
+        cr.CrossEntropy()(np.full((2, 3), 1 / 3), np.array([-1, 0]))
+
+
+def test_shape_mismatches_are_rejected():
+    with pytest.raises(ValueError, match=r"2 predictions but labels of shape \(3,\)"):
+        cr.SoftmaxCrossEntropy()(np.zeros((2, 4)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="prediction shape"):
+        cr.MSE()(np.zeros((2, 3)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="probabilities in"):
+        cr.BCE()(np.array([[1.5]]), np.array([[1.0]]))
+    with pytest.raises(ValueError, match="reduction"):
+        cr.MSE(reduction="avg")
