@@ -218,8 +218,9 @@ class Value:
         """out = a ** b with both a Value; needs a > 0 so that log(a) exists."""
         if not self.data > 0:
             raise ValueError(
-                f"Value ** Value needs a positive base (d/db a**b = a**b * log(a)), "
-                f"got base {self.data!r}; for a constant exponent use a number: a ** 2"
+                "a ** b with a Value exponent b needs a positive base a "
+                f"(d/db a**b = a**b * log(a)), got a = {self.data!r}; "
+                "for a constant exponent use a plain number: a ** 2"
             )
         out = Value(self.data**other.data, (self, other), "**")
         out._backward = Value._pow_value_backward
@@ -237,7 +238,7 @@ class Value:
 
     def __radd__(self, other: float) -> Value:
         """out = other + self (other a number); makes the builtin ``sum(values)`` work."""
-        return self + other
+        return self.__add__(other)
 
     def __rsub__(self, other: float) -> Value:
         """out = other - self."""
@@ -246,7 +247,7 @@ class Value:
 
     def __rmul__(self, other: float) -> Value:
         """out = other * self."""
-        return self * other
+        return self.__mul__(other)
 
     def __rtruediv__(self, other: float) -> Value:
         """out = other / self."""

@@ -1,0 +1,208 @@
+"""One epoch of MLP 784→128→10 (softmax-CE, plain SGD) in chainrule, PyTorch CPU,
+scikit-learn and a hand-written NumPy loop, measured in the same run; then inference.
+
+    python bench/bench_mlp.py [--samples 60000] [--threads 2] [--repeat 3]
+
+Ends with `ratio mlp_epoch_b64_torch ...` lines (chainrule time / peer time: below 1 is
+faster than the peer; for inference the ratio is of times too, so below 1 = more samples/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    best_of,
+    blas_info,
+    limit_threads,
+    ratio_line,
+    reexec_without_openblas_overrides,
+    table,
+)
+
+import chainrule as cr  # noqa: E402
+
+IN, HIDDEN, OUT, LR = 784, 128, 10, 0.01
+
+
+def make_data(n: int):
+    rng = np.random.default_rng(0)
+    return rng.random((n, IN), dtype=np.float32), rng.integers(0, OUT, n)
+
+
+def chainrule_epoch(x, y, batch_size):
+    model = cr.Sequential(cr.Dense(IN, HIDDEN, seed=0), cr.ReLU(), cr.Dense(HIDDEN, OUT, seed=1))
+    opt = cr.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = cr.SoftmaxCrossEntropy()
+    return lambda: cr.fit(model, loss_fn, opt, x, y, epochs=1, batch_size=batch_size,
+                          progress=False)
+
+
+def numpy_epoch(x, y, batch_size):
+    """The same maths written as one plain loop: the floor a library can hope to reach."""
+    rng = np.random.default_rng(0)
+    W1 = (rng.standard_normal((HIDDEN, IN)) * 0.05).astype(np.float32)
+    W2 = (rng.standard_normal((OUT, HIDDEN)) * 0.05).astype(np.float32)
+    b1, b2 = np.zeros(HIDDEN, np.float32), np.zeros(OUT, np.float32)
+
+    def run():
+        perm = rng.permutation(len(x))
+        for s in range(0, len(x), batch_size):
+            idx = perm[s : s + batch_size]
+            xb, yb = x[idx], y[idx]
+            h = xb @ W1.T
+            h += b1
+            a = np.maximum(h, 0)
+            z = a @ W2.T
+            z += b2
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            p[np.arange(len(yb)), yb] -= 1
+            p /= len(yb)
+            gW2, gb2 = p.T @ a, p.sum(0)
+            da = p @ W2
+            da *= h > 0
+            gW1, gb1 = da.T @ xb, da.sum(0)
+            W1 -= LR * gW1
+            b1 -= LR * gb1
+            W2 -= LR * gW2
+            b2 -= LR * gb2
+
+    return run
+
+
+def torch_epoch(x, y, batch_size):
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(HIDDEN, OUT))
+    opt = torch.optim.SGD(net.parameters(), lr=LR)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def run():
+        perm = torch.randperm(len(xt))
+        for s in range(0, len(xt), batch_size):
+            idx = perm[s : s + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def sklearn_epoch(x, y, batch_size):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    def run():
+        clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=batch_size,
+                            learning_rate_init=LR, momentum=0.0, max_iter=1, alpha=0.0,
+                            shuffle=True, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(x, y)
+
+    return run
+
+
+def inference(x, n=10_000):
+    import torch
+
+    model = cr.Sequential(cr.Dense(IN, HIDDEN, seed=0), cr.ReLU(), cr.Dense(HIDDEN, OUT, seed=1))
+    net = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(),
+                              torch.nn.Linear(HIDDEN, OUT)).eval()
+    xs, xt = x[:n], torch.from_numpy(x[:n])
+
+    def ours():
+        cr.predict(model, xs, batch_size=n)
+
+    def theirs():
+        with torch.inference_mode():
+            net(xt)
+
+    return ours, theirs
+
+
+def gemm_gflops(size: int = 2048, repeat: int = 5) -> float:
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    best, _ = best_of(lambda: a @ a, repeat)
+    return 2 * size**3 / best / 1e9
+
+
+def mlp_epoch_flops(n: int) -> float:
+    """Multiply-adds ×2 of one training epoch: forward, dW for both layers, dX of layer 2."""
+    forward = IN * HIDDEN + HIDDEN * OUT
+    backward = IN * HIDDEN + 2 * HIDDEN * OUT
+    return 2.0 * n * (forward + backward)
+
+
+def optional(make, *args):
+    try:
+        return make(*args)
+    except ImportError as err:
+        print(f"  (skipped {make.__name__}: {err})")
+        return None
+
+
+def main(argv=None) -> int:
+    reexec_without_openblas_overrides()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-sizes", default="64,128")
+    args = parser.parse_args(argv)
+    x, y = make_data(args.samples)
+    ratios, rows = [], []
+    with limit_threads(args.threads):
+        print(f"BLAS: {blas_info()}; threads: {args.threads}; samples: {args.samples}")
+        peak = gemm_gflops()
+        for bs in (int(b) for b in args.batch_sizes.split(",")):
+            times = {}
+            for name, make in [("chainrule", chainrule_epoch), ("numpy loop", numpy_epoch),
+                               ("pytorch", torch_epoch), ("scikit-learn", sklearn_epoch)]:
+                run = optional(make, x, y, bs)
+                if run is not None:
+                    run()  # warm-up: allocations, thread pools, first-touch pages
+                    times[name] = best_of(run, args.repeat)
+            ours = times["chainrule"][0]
+            for name, (best, median) in times.items():
+                gflops = mlp_epoch_flops(args.samples) / best / 1e9
+                rows.append((f"epoch b{bs}", name, f"{best:.3f}", f"{median:.3f}",
+                             f"{gflops:.1f}", f"{ours / best:.2f}"))
+            for peer, key in [("pytorch", "torch"), ("numpy loop", "numpy"),
+                              ("scikit-learn", "sklearn")]:
+                ratios.append(ratio_line(f"mlp_epoch_b{bs}_{key}", ours,
+                                         times.get(peer, (None,))[0]))
+        pair = optional(inference, x)
+        if pair is not None:
+            ours_fn, theirs_fn = pair
+            ours_fn(), theirs_fn()
+            t_ours, t_theirs = best_of(ours_fn, 5)[0], best_of(theirs_fn, 5)[0]
+            rows.append(("inference 10k", "chainrule", f"{t_ours:.4f}", "",
+                         f"{10_000 / t_ours:,.0f}/s", f"{t_ours / t_theirs:.2f}"))
+            rows.append(("inference 10k", "pytorch", f"{t_theirs:.4f}", "",
+                         f"{10_000 / t_theirs:,.0f}/s", "1.00"))
+            ratios.append(ratio_line("mlp_inference_torch", t_ours, t_theirs))
+    print(table(rows, ("workload", "implementation", "best s", "median s", "GFLOP/s or rate",
+                       "chainrule/this")))
+    mlp = mlp_epoch_flops(args.samples) / min(
+        float(r[2]) for r in rows if r[1] == "chainrule" and r[0].startswith("epoch")) / 1e9
+    print(f"GEMM peak (float32 2048²): {peak:.1f} GFLOP/s; chainrule MLP epoch reaches "
+          f"{mlp:.1f} GFLOP/s = {mlp / peak:.0%} of it")
+    print(f"gemm_peak_gflops {peak:.1f}")
+    print("\n".join(ratios))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
