@@ -40,8 +40,9 @@ def chainrule_epoch(x, y, batch_size):
     model = cr.Sequential(cr.Dense(IN, HIDDEN, seed=0), cr.ReLU(), cr.Dense(HIDDEN, OUT, seed=1))
     opt = cr.optim.SGD(model.parameters(), lr=LR)
     loss_fn = cr.SoftmaxCrossEntropy()
-    return lambda: cr.fit(model, loss_fn, opt, x, y, epochs=1, batch_size=batch_size,
-                          progress=False)
+    return lambda: cr.fit(
+        model, loss_fn, opt, x, y, epochs=1, batch_size=batch_size, progress=False
+    )
 
 
 def numpy_epoch(x, y, batch_size):
@@ -70,10 +71,10 @@ def numpy_epoch(x, y, batch_size):
             da = p @ W2
             da *= h > 0
             gW1, gb1 = da.T @ xb, da.sum(0)
-            W1 -= LR * gW1
-            b1 -= LR * gb1
-            W2 -= LR * gW2
-            b2 -= LR * gb2
+            W1[...] -= LR * gW1
+            b1[...] -= LR * gb1
+            W2[...] -= LR * gW2
+            b2[...] -= LR * gb2
 
     return run
 
@@ -81,8 +82,9 @@ def numpy_epoch(x, y, batch_size):
 def torch_epoch(x, y, batch_size):
     import torch
 
-    net = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(),
-                              torch.nn.Linear(HIDDEN, OUT))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, OUT)
+    )
     opt = torch.optim.SGD(net.parameters(), lr=LR)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -104,9 +106,17 @@ def sklearn_epoch(x, y, batch_size):
     from sklearn.neural_network import MLPClassifier
 
     def run():
-        clf = MLPClassifier(hidden_layer_sizes=(HIDDEN,), solver="sgd", batch_size=batch_size,
-                            learning_rate_init=LR, momentum=0.0, max_iter=1, alpha=0.0,
-                            shuffle=True, random_state=0)
+        clf = MLPClassifier(
+            hidden_layer_sizes=(HIDDEN,),
+            solver="sgd",
+            batch_size=batch_size,
+            learning_rate_init=LR,
+            momentum=0.0,
+            max_iter=1,
+            alpha=0.0,
+            shuffle=True,
+            random_state=0,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             clf.fit(x, y)
@@ -118,8 +128,9 @@ def inference(x, n=10_000):
     import torch
 
     model = cr.Sequential(cr.Dense(IN, HIDDEN, seed=0), cr.ReLU(), cr.Dense(HIDDEN, OUT, seed=1))
-    net = torch.nn.Sequential(torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(),
-                              torch.nn.Linear(HIDDEN, OUT)).eval()
+    net = torch.nn.Sequential(
+        torch.nn.Linear(IN, HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HIDDEN, OUT)
+    ).eval()
     xs, xt = x[:n], torch.from_numpy(x[:n])
 
     def ours():
@@ -168,8 +179,12 @@ def main(argv=None) -> int:
         peak = gemm_gflops()
         for bs in (int(b) for b in args.batch_sizes.split(",")):
             times = {}
-            for name, make in [("chainrule", chainrule_epoch), ("numpy loop", numpy_epoch),
-                               ("pytorch", torch_epoch), ("scikit-learn", sklearn_epoch)]:
+            for name, make in [
+                ("chainrule", chainrule_epoch),
+                ("numpy loop", numpy_epoch),
+                ("pytorch", torch_epoch),
+                ("scikit-learn", sklearn_epoch),
+            ]:
                 run = optional(make, x, y, bs)
                 if run is not None:
                     run()  # warm-up: allocations, thread pools, first-touch pages
@@ -177,28 +192,72 @@ def main(argv=None) -> int:
             ours = times["chainrule"][0]
             for name, (best, median) in times.items():
                 gflops = mlp_epoch_flops(args.samples) / best / 1e9
-                rows.append((f"epoch b{bs}", name, f"{best:.3f}", f"{median:.3f}",
-                             f"{gflops:.1f}", f"{ours / best:.2f}"))
-            for peer, key in [("pytorch", "torch"), ("numpy loop", "numpy"),
-                              ("scikit-learn", "sklearn")]:
-                ratios.append(ratio_line(f"mlp_epoch_b{bs}_{key}", ours,
-                                         times.get(peer, (None,))[0]))
+                rows.append(
+                    (
+                        f"epoch b{bs}",
+                        name,
+                        f"{best:.3f}",
+                        f"{median:.3f}",
+                        f"{gflops:.1f}",
+                        f"{ours / best:.2f}",
+                    )
+                )
+            for peer, key in [
+                ("pytorch", "torch"),
+                ("numpy loop", "numpy"),
+                ("scikit-learn", "sklearn"),
+            ]:
+                ratios.append(
+                    ratio_line(f"mlp_epoch_b{bs}_{key}", ours, times.get(peer, (None,))[0])
+                )
         pair = optional(inference, x)
         if pair is not None:
             ours_fn, theirs_fn = pair
             ours_fn(), theirs_fn()
             t_ours, t_theirs = best_of(ours_fn, 5)[0], best_of(theirs_fn, 5)[0]
-            rows.append(("inference 10k", "chainrule", f"{t_ours:.4f}", "",
-                         f"{10_000 / t_ours:,.0f}/s", f"{t_ours / t_theirs:.2f}"))
-            rows.append(("inference 10k", "pytorch", f"{t_theirs:.4f}", "",
-                         f"{10_000 / t_theirs:,.0f}/s", "1.00"))
+            rows.append(
+                (
+                    "inference 10k",
+                    "chainrule",
+                    f"{t_ours:.4f}",
+                    "",
+                    f"{10_000 / t_ours:,.0f}/s",
+                    f"{t_ours / t_theirs:.2f}",
+                )
+            )
+            rows.append(
+                (
+                    "inference 10k",
+                    "pytorch",
+                    f"{t_theirs:.4f}",
+                    "",
+                    f"{10_000 / t_theirs:,.0f}/s",
+                    "1.00",
+                )
+            )
             ratios.append(ratio_line("mlp_inference_torch", t_ours, t_theirs))
-    print(table(rows, ("workload", "implementation", "best s", "median s", "GFLOP/s or rate",
-                       "chainrule/this")))
-    mlp = mlp_epoch_flops(args.samples) / min(
-        float(r[2]) for r in rows if r[1] == "chainrule" and r[0].startswith("epoch")) / 1e9
-    print(f"GEMM peak (float32 2048²): {peak:.1f} GFLOP/s; chainrule MLP epoch reaches "
-          f"{mlp:.1f} GFLOP/s = {mlp / peak:.0%} of it")
+    print(
+        table(
+            rows,
+            (
+                "workload",
+                "implementation",
+                "best s",
+                "median s",
+                "GFLOP/s or rate",
+                "chainrule/this",
+            ),
+        )
+    )
+    mlp = (
+        mlp_epoch_flops(args.samples)
+        / min(float(r[2]) for r in rows if r[1] == "chainrule" and r[0].startswith("epoch"))
+        / 1e9
+    )
+    print(
+        f"GEMM peak (float32 2048²): {peak:.1f} GFLOP/s; chainrule MLP epoch reaches "
+        f"{mlp:.1f} GFLOP/s = {mlp / peak:.0%} of it"
+    )
     print(f"gemm_peak_gflops {peak:.1f}")
     print("\n".join(ratios))
     return 0
