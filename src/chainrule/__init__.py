@@ -2,8 +2,9 @@
 
 __version__ = "0.1.0"
 
-from . import data, optim
+from . import data, optim, scalar
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
+from .callbacks import EarlyStopping
 from .gradcheck import gradcheck
 from .layers import (
     Dense,
@@ -16,4 +17,6 @@ from .layers import (
 )
 from .losses import BCE, MSE, BCEWithLogits, CrossEntropy, SoftmaxCrossEntropy
 from .module import Module, Parameter
+from .regularization import BatchNorm1d, Dropout
 from .train import History, TrainingDiverged, evaluate, fit, predict
+from .value import Value

@@ -13,10 +13,14 @@ from .activations import log_softmax, sigmoid
 REDUCTIONS = ("mean", "sum")
 
 
+class NonFiniteError(ValueError):
+    """A loss was given NaN or infinite values."""
+
+
 def _check_finite(name: str, what: str, array: np.ndarray) -> None:
     if not np.all(np.isfinite(array)):
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-        raise ValueError(
+        raise NonFiniteError(
             f"{name}: {what} contains {bad} NaN/inf value(s); check the data or lower the "
             f"learning rate"
         )

@@ -194,9 +194,7 @@ class MLP(Module):
                 raise ValueError(f"need {len(nouts)} activations (one per layer), got {len(acts)}")
         gen = _generator(rng, seed)
         sizes = [nin, *nouts]
-        self.layers = [
-            Layer(sizes[i], sizes[i + 1], acts[i], rng=gen) for i in range(len(nouts))
-        ]
+        self.layers = [Layer(sizes[i], sizes[i + 1], acts[i], rng=gen) for i in range(len(nouts))]
 
     @classmethod
     def from_dense_weights(

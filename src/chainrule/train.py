@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .data.batching import batches
-from .losses import Loss
+from .losses import Loss, NonFiniteError
 from .module import Module
 from .optim import Optimizer
 
@@ -131,7 +131,10 @@ def fit(
                 xb = augment(xb, yb, rng)
             opt.zero_grad()
             out = model(xb)
-            loss = loss_fn(out, yb)
+            try:
+                loss = loss_fn(out, yb)
+            except NonFiniteError:  # the model's outputs themselves overflowed
+                loss = float("nan")
             _check_finite_loss(loss, epoch, b, opt.param_groups[0]["lr"])
             model.backward(loss_fn.backward(), input_grad=False)
             opt.step()

@@ -55,7 +55,7 @@ class GraphvizNotFoundError(RuntimeError):
 
 def _to_float(x: object) -> float:
     """Convert a real number to float; anything else is a TypeError naming its type."""
-    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+    if isinstance(x, numbers.Real):
         return float(x)
     raise TypeError(f"Value needs a real number, got {type(x).__name__}: {x!r}")
 
@@ -373,7 +373,8 @@ class Value:
             node.grad = 0.0
         self.grad += grad
         for node in reversed(order):
-            node._backward(node)
+            if node._backward is not None:  # None: a node made by hand, without a rule
+                node._backward(node)
 
     def _interior_order(self) -> list[Value]:
         """The interior (operation-made) nodes reachable from self, children before parents.
@@ -436,7 +437,7 @@ class Value:
         ]
         for node in nodes:
             vid = ids[node]
-            fields = [f"data {node.data:.4g}", f"grad {node.grad:.4g}"]
+            fields = [f"data {node.data:.6g}", f"grad {node.grad:.6g}"]
             if node.label:
                 fields.insert(0, node.label)
             label = " | ".join(_dot_escape(f) for f in fields)

@@ -22,6 +22,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
+        os.chmod(tmp_name, 0o644)  # mkstemp makes 0600; give the usual rw-r--r--
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()

@@ -73,14 +73,15 @@ class ParquetSpec:
     """A dataset served as Hugging Face Parquet files (one per split) instead of IDX files.
 
     The Parquet files have no published checksums here, so a download is verified after
-    decoding: the images and labels must hash to the `content_sha256` values of the IDX dataset
-    `target` (the same data, in the same order). The decoded arrays are then stored in the
-    cache as that dataset's IDX files, so they load exactly like a download of `target`.
+    decoding: the images and labels must hash to the `content_sha256` values of the IDX
+    dataset `target` (a name or a `DatasetSpec`: the same data, in the same order). The decoded
+    arrays are then stored in the cache as that dataset's IDX files, so they load exactly like
+    a download of `target`.
     """
 
     name: str
     title: str
-    target: str
+    target: str | DatasetSpec
     files: dict[str, str] = field(default_factory=dict)  # split ("train"/"test") -> path
     mirrors: tuple[str, ...] = ()
     mirrors_env: str = ""

@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 
 from .catalog import DATASETS, IDX_NAMES, PARQUET_SOURCES, DatasetSpec, ParquetSpec
-from .download import default_cache_dir, download, find_local, lookup, resolve_mirrors
+from .download import (
+    default_cache_dir,
+    download,
+    find_local,
+    lookup,
+    parquet_target,
+    resolve_mirrors,
+)
 from .errors import DataError
 from .idx import file_sha256, read_idx, read_idx_header
 
@@ -77,7 +84,7 @@ def _find_file(folder: Path, base: str) -> Path | None:
 
 
 def idx_files(folder: str | os.PathLike) -> dict[str, Path]:
-    """Role -> path of the four IDX files in `folder` (raw or ``.gz``); `DataError` if any is missing."""
+    """Role -> path of the four IDX files in `folder` (raw or ``.gz``); `DataError` if missing."""
     folder = Path(folder)
     found = {role: _find_file(folder, base) for role, base in IDX_NAMES.items()}
     missing = [f"{IDX_NAMES[role]}[.gz]" for role, path in found.items() if path is None]
@@ -162,11 +169,12 @@ def load_uint8(
         return _load_idx_files(_bundled_files(), 10)
     if name in DATASETS or name in PARQUET_SOURCES:
         spec = lookup(name)
-        target = lookup(spec.target) if isinstance(spec, ParquetSpec) else spec
+        target = parquet_target(spec) if isinstance(spec, ParquetSpec) else spec
         folder = find_local(target, cache_dir)
         if folder is None:
             if not allow_download:
-                raise DataError(f"{name}: not in the cache ({default_cache_dir() if cache_dir is None else cache_dir}); "
+                where = default_cache_dir() if cache_dir is None else cache_dir
+                raise DataError(f"{name}: not in the cache ({where}); "
                                 f"run `chainrule data download {name}`")
             folder = download(spec, cache_dir, mirrors, progress=progress)
         return _load_idx_files(idx_files(folder), len(target.classes))
@@ -246,9 +254,10 @@ def info(
         return _spec_info(DATASETS[name], cache_dir, mirrors)
     if name in PARQUET_SOURCES:
         spec = PARQUET_SOURCES[name]
-        target = _spec_info(DATASETS[spec.target], cache_dir, None)
+        target_spec = parquet_target(spec)
+        target = _spec_info(target_spec, cache_dir, None)
         return {**target, "name": spec.name, "title": spec.title, "source": "parquet",
-                "target": spec.target, "mirrors": resolve_mirrors(spec, mirrors),
+                "target": target_spec.name, "mirrors": resolve_mirrors(spec, mirrors),
                 "files": list(spec.files.values()), "download_bytes": None}
     folder = Path(name).expanduser()
     if not folder.is_dir():
@@ -272,10 +281,10 @@ def cli_list(cache_dir: str | os.PathLike | None = None) -> str:
         if about["source"] == "bundled":
             where = "bundled"
         elif about["available"]:
-            where = f"cached: {about['path']}"
+            where = f"available: {about['path']}"
         elif about["download_bytes"]:
             where = f"download {about['download_bytes'] / 1e6:.1f} MB"
         else:
             where = "download (needs pyarrow)"
-        lines.append(f"{name:<14} {where:<32} {about['title']}")
+        lines.append(f"{name:<14} {about['title']}\n{'':<14} {where}")
     return "\n".join(lines)

@@ -122,8 +122,8 @@ def fetch_url(
                     digest.update(chunk)
                     out.write(chunk)
                     bar.update(len(chunk))
-                if size is not None and received != size:
-                    raise DataError(f"{url}: truncated transfer, {received} of {size} bytes")
+                if total is not None and received != total:  # urllib does not raise on this
+                    raise DataError(f"{url}: truncated transfer, {received} of {total} bytes")
                 if sha256 is not None and digest.hexdigest() != sha256:
                     raise DataError(
                         f"{url}: sha256 mismatch (got {digest.hexdigest()}, expected {sha256})"
@@ -186,6 +186,14 @@ def lookup(name: str) -> DatasetSpec | ParquetSpec:
     return spec
 
 
+def parquet_target(spec: ParquetSpec) -> DatasetSpec:
+    """The IDX dataset a Parquet source stands for (its `target`, looked up if a name)."""
+    target = lookup(spec.target) if isinstance(spec.target, str) else spec.target
+    if not isinstance(target, DatasetSpec):
+        raise DataError(f"{spec.name}: target {target.name!r} is not an IDX dataset")
+    return target
+
+
 def download(
     name: str | DatasetSpec | ParquetSpec,
     cache_dir: str | os.PathLike | None = None,
@@ -231,7 +239,7 @@ def download_parquet(
     """
     from .parquet import read_parquet  # needs the optional pyarrow
 
-    target = lookup(spec.target)
+    target = parquet_target(spec)
     found = find_local(target, cache_dir)
     if found is not None:
         return found

@@ -9,10 +9,10 @@ An IDX file is a tiny header followed by the array's bytes, big-endian, in C ord
     then        ndim sizes                each a big-endian uint32
     then        prod(sizes) items         of the given type
 
-So MNIST's ``train-images-idx3-ubyte`` starts ``00 00 08 03  00 00 ea 60  00 00 00 1c  00 00 00 1c``:
-uint8, 3 dimensions, shape (60000, 28, 28). Files may be gzipped (``.gz``); readers here look at
-the first two bytes (``1f 8b`` means gzip), not at the name. Every problem raises `DataError`
-naming the file.
+So MNIST's ``train-images-idx3-ubyte`` starts
+``00 00 08 03  00 00 ea 60  00 00 00 1c  00 00 00 1c``: uint8, 3 dimensions, shape
+(60000, 28, 28). Files may be gzipped (``.gz``); readers here look at the first two bytes
+(``1f 8b`` means gzip), not at the name. Every problem raises `DataError` naming the file.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ A Hugging Face image dataset stored as Parquet has one row per example::
     image: struct<bytes: binary, path: string>    the PNG file's bytes
     label: int64                                  the class index
 
-(`ylecun/mnist` has ``mnist/train-00000-of-00001.parquet`` and ``mnist/test-00000-of-00001.parquet``.)
+(`ylecun/mnist` has ``mnist/train-00000-of-00001.parquet`` and
+``mnist/test-00000-of-00001.parquet``.)
 `read_parquet` decodes the PNGs with Pillow. Parquet needs the optional dependency
 ``pyarrow`` (``pip install 'chainrule[parquet]'``).
 """

@@ -56,6 +56,7 @@ class LRScheduler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the schedule, and set the optimizer's rate to the saved current rate."""
+        state = {k: v for k, v in state.items() if k != "optimizer"}
         unknown = sorted(set(state) - set(self.__dict__))
         if unknown:
             raise ValueError(

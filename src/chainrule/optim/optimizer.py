@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..module import Parameter
+from ..module import Module, Parameter
 
 
 def check_lr(owner: str, lr: float) -> float:
@@ -72,6 +72,8 @@ class Optimizer:
     def __init__(self, params: Iterable[Parameter], defaults: dict) -> None:
         if isinstance(params, Parameter):
             params = [params]
+        elif isinstance(params, Module):
+            params = params.parameters()
         params = list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")

@@ -1,0 +1,1 @@
+"""Small runnable demonstrations (``python -m chainrule.demos.NAME``)."""

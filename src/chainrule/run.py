@@ -1,0 +1,364 @@
+"""A training run as `chainrule train` does it: configuration, model, checkpoints, outputs.
+
+A run lives in one folder. `model.npz` in it is rewritten (atomically) after every epoch with
+everything needed to continue exactly where it stopped: weights, optimizer slots, the
+learning-rate schedule, the shuffling/augmentation RNG state and the history so far. When
+training ends it gets the test results too, and the folder gets `history.json` and the plots.
+
+    cfg = TrainConfig(epochs=5)
+    run = Run.start(cfg, "runs/demo")          # or Run.resume("runs/demo")
+    run.train()                                 # fit() with a checkpoint per epoch
+    summary = run.finish()                      # test metrics, history.json, plots
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from . import data as datasets
+from . import optim, viz
+from .activations import activation_layer
+from .augment import RandomShift
+from .data._atomic import atomic_open
+from .layers import Dense, Flatten, Sequential
+from .losses import SoftmaxCrossEntropy
+from .module import Module
+from .serialize import Checkpoint, load_checkpoint, save
+from .train import History, fit, predict
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)
+PREPROCESSING = {
+    "input": "28x28 grayscale, white digit on black, pixel / 255 in [0, 1]",
+    "digit_box": 20,
+    "centering": "centre of mass at the centre of the 28x28 field",
+    "invert_light_background": True,
+}
+PLOTS = ("loss.png", "accuracy.png", "confusion.png", "weights.png", "mistakes.png")
+
+
+class RunError(ValueError):
+    """A run cannot start or resume as asked (bad option combination, finished run, ...)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a run computes; saved in the checkpoint for --resume."""
+
+    data: str = "mnist-10k"
+    model: str = "mlp"
+    hidden: tuple[int, ...] = (128,)
+    activation: str = "relu"
+    epochs: int = 30
+    batch_size: int = 64  # 1 = stochastic, 0 = full batch
+    batches: int | None = None  # stop after this many mini-batches in total
+    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR for sgd)
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"  # or "constant"
+    augment: bool = True
+    shift: int = 2
+    rotate: float = 0.0
+    val_size: int = 500  # training digits held out for per-epoch validation
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in d.items() if k in known})
+        cfg.hidden = tuple(cfg.hidden)
+        return cfg
+
+    def resolved_lr(self) -> float:
+        if self.lr is not None:
+            return float(self.lr)
+        if self.optimizer == "sgd":
+            return DEFAULT_LR
+        cls = optim.OPTIMIZERS[self.optimizer]
+        default = inspect.signature(cls).parameters.get("lr")
+        if default is None or default.default is inspect.Parameter.empty:
+            return 0.01
+        return float(default.default)
+
+
+DEFAULT_LR = 0.05
+
+
+# ---- pieces -------------------------------------------------------------------------------
+def build_model(cfg: TrainConfig, rng: np.random.Generator) -> Module:
+    """The network `cfg` describes, its weights drawn from `rng`."""
+    try:
+        from . import models
+    except ImportError:
+        models = None
+    if cfg.model == "cnn":
+        if models is None or not hasattr(models, "cnn"):
+            raise RunError("--model cnn is not available in this version of chainrule; "
+                           "use --model mlp")
+        return models.cnn(activation=cfg.activation, rng=rng)
+    if models is not None and hasattr(models, "mlp"):
+        return models.mlp(hidden=cfg.hidden, activation=cfg.activation, rng=rng)
+    sizes = [math.prod(IMAGE_SHAPE), *cfg.hidden, NUM_CLASSES]
+    layers: list[Module] = [Flatten()]
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(Dense(fan_in, fan_out, rng=rng))
+        if i < len(sizes) - 2:
+            layers.append(activation_layer(cfg.activation))
+    return Sequential(layers)
+
+
+def make_optimizer(cfg: TrainConfig, model: Module):
+    """The optimizer `cfg` names, passing momentum/weight decay only where it takes them."""
+    cls = optim.OPTIMIZERS[cfg.optimizer]
+    accepted = inspect.signature(cls).parameters
+    kwargs = {"lr": cfg.resolved_lr()}
+    if "momentum" in accepted and cfg.optimizer in ("sgd", "rmsprop"):
+        kwargs["momentum"] = cfg.momentum if cfg.optimizer == "sgd" else 0.0
+    if "weight_decay" in accepted and cfg.weight_decay:
+        kwargs["weight_decay"] = cfg.weight_decay
+    return cls(model.parameters(), **kwargs)
+
+
+def schedule_epochs(cfg: TrainConfig, n_train: int) -> int:
+    """How many epochs the run will really have (fewer than cfg.epochs when --batches cuts it)."""
+    if cfg.batches is None:
+        return cfg.epochs
+    per_epoch = batches_per_epoch(cfg, n_train)
+    return max(1, min(cfg.epochs, math.ceil(cfg.batches / per_epoch)))
+
+
+def batches_per_epoch(cfg: TrainConfig, n_train: int) -> int:
+    size = n_train if not cfg.batch_size else min(cfg.batch_size, n_train)
+    return math.ceil(n_train / size)
+
+
+def make_scheduler(cfg: TrainConfig, opt, n_train: int):
+    if cfg.schedule == "constant":
+        return None
+    return optim.lr_scheduler.CosineAnnealingLR(opt, T_max=schedule_epochs(cfg, n_train))
+
+
+def split_validation(x, y, size: int, seed: int):
+    """Hold out `size` training examples (a seeded random choice) for validation."""
+    if size <= 0:
+        return (x, y), None
+    if size >= len(x):
+        raise RunError(f"--val-size {size} leaves no training data ({len(x)} examples)")
+    order = np.random.default_rng([seed, 1]).permutation(len(x))
+    val, train = np.sort(order[:size]), np.sort(order[size:])
+    return (x[train], y[train]), (x[val], y[val])
+
+
+def class_names(name: str) -> list[str]:
+    try:
+        names = datasets.info(name).get("classes")
+    except Exception:  # a folder of IDX files has no class list
+        names = None
+    return [str(c) for c in names] if names else [str(i) for i in range(NUM_CLASSES)]
+
+
+def describe_model(model: Module) -> str:
+    """'784-128-10 relu'-style one-liner for MLPs, the class sequence otherwise."""
+    layers = list(getattr(model, "layers", []))
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    if dense and len(dense) == sum(bool(layer.parameters()) for layer in layers):
+        sizes = [dense[0].in_features] + [d.out_features for d in dense]
+        acts = {type(layer).__name__ for layer in layers if not layer.parameters()} - {"Flatten"}
+        return "MLP " + "-".join(map(str, sizes)) + (f" ({', '.join(sorted(acts))})" if acts else "")
+    return " → ".join(type(layer).__name__ for layer in layers) or type(model).__name__
+
+
+# ---- the run --------------------------------------------------------------------------------
+@dataclass
+class Run:
+    cfg: TrainConfig
+    out: Path
+    model: Module
+    opt: object
+    scheduler: object
+    rng: np.random.Generator
+    history: History = field(default_factory=History)
+    train_seconds: float = 0.0
+    data: tuple | None = None
+    classes: list[str] = field(default_factory=list)
+
+    # -- creation
+    @classmethod
+    def start(cls, cfg: TrainConfig, out: str | Path) -> Run:
+        if cfg.optimizer not in optim.OPTIMIZERS:
+            raise RunError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
+                           f"{sorted(optim.OPTIMIZERS)}")
+        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
+        data = load_data(cfg)
+        model = build_model(cfg, np.random.default_rng(seeds[0]))
+        opt = make_optimizer(cfg, model)
+        scheduler = make_scheduler(cfg, opt, len(data[0][0]))
+        run = cls(cfg, Path(out), model, opt, scheduler, np.random.default_rng(seeds[1]),
+                  data=data, classes=class_names(cfg.data))
+        run.checkpoint()  # epoch 0: there is always a checkpoint to go back to
+        return run
+
+    @classmethod
+    def resume(cls, path: str | Path, epochs: int | None = None, out: str | Path | None = None):
+        ckpt: Checkpoint = load_checkpoint(path)
+        training = ckpt.metadata.get("training")
+        if not isinstance(training, dict) or ckpt.optimizer is None:
+            raise RunError(f"{ckpt.path}: has no training state to resume (it was saved "
+                           "without an optimizer); start a new run with `chainrule train`")
+        cfg = TrainConfig.from_dict(training["config"])
+        if epochs is not None:
+            cfg.epochs = epochs
+        data = load_data(cfg)
+        model = ckpt.model
+        opt = make_optimizer(cfg, model)
+        scheduler = make_scheduler(cfg, opt, len(data[0][0]))
+        try:
+            opt.load_state_dict({"param_groups": ckpt.optimizer["param_groups"],
+                                 "state": ckpt.optimizer["state"]})
+            if scheduler is not None and training.get("scheduler"):
+                state = dict(training["scheduler"])
+                if epochs is not None:  # a longer run: the cosine now spans the new length
+                    state["T_max"] = scheduler.T_max
+                scheduler.load_state_dict(state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RunError(f"{ckpt.path}: cannot restore the optimizer ({exc})") from exc
+        rng = np.random.default_rng()
+        rng.bit_generator.state = training["rng_state"]
+        history = History.from_dict(ckpt.metadata.get("history", {}))
+        run = cls(cfg, Path(out) if out else ckpt.path.parent, model, opt, scheduler, rng,
+                  history, float(training.get("train_seconds", 0.0)), data,
+                  classes=ckpt.metadata.get("class_names") or class_names(cfg.data))
+        return run
+
+    # -- state
+    @property
+    def model_path(self) -> Path:
+        return self.out / "model.npz"
+
+    @property
+    def epochs_done(self) -> int:
+        return self.history.epochs
+
+    @property
+    def batches_done(self) -> int:
+        return len(self.history.batch_loss)
+
+    @property
+    def remaining_epochs(self) -> int:
+        if self.cfg.batches is not None and self.batches_done >= self.cfg.batches:
+            return 0
+        return max(0, self.cfg.epochs - self.epochs_done)
+
+    def metadata(self, metrics: dict | None = None) -> dict:
+        (x_train, _), val, (x_test, _) = self.data
+        return {
+            "class_names": self.classes,
+            "input_shape": list(IMAGE_SHAPE),
+            "preprocessing": PREPROCESSING,
+            "data": {"name": self.cfg.data, "n_train": len(x_train),
+                     "n_val": 0 if val is None else len(val[0]), "n_test": len(x_test)},
+            "training": {
+                "config": asdict(self.cfg),
+                "epochs_done": self.epochs_done,
+                "batches_done": self.batches_done,
+                "complete": self.remaining_epochs == 0,
+                "rng_state": self.rng.bit_generator.state,
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "train_seconds": self.train_seconds,
+            },
+            "history": self.history.to_dict(),
+            "metrics": metrics or {},
+        }
+
+    def checkpoint(self, metrics: dict | None = None) -> Path:
+        return save(self.model, self.model_path, self.metadata(metrics), optimizer=self.opt)
+
+    # -- training
+    def train(self, progress: bool = True) -> History:
+        """Train the remaining epochs, saving a checkpoint after each; returns the History.
+
+        Raises `TrainingDiverged` (the checkpoint of the last good epoch stays on disk) and
+        lets KeyboardInterrupt through (ditto).
+        """
+        if self.remaining_epochs == 0:
+            return self.history
+        (x, y), val, _ = self.data
+        augment = RandomShift(self.cfg.shift, self.cfg.rotate) if self.cfg.augment else None
+        max_batches = None if self.cfg.batches is None else self.cfg.batches - self.batches_done
+        start = time.perf_counter()
+        base_seconds = self.train_seconds
+
+        def on_epoch_end(epoch: int, history: History) -> bool:
+            self.train_seconds = base_seconds + time.perf_counter() - start
+            self.checkpoint()
+            return False
+
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            fit(self.model, SoftmaxCrossEntropy(), self.opt, x, y,
+                epochs=self.remaining_epochs, batch_size=self.cfg.batch_size or None,
+                validation=val, rng=self.rng, max_batches=max_batches, augment=augment,
+                scheduler=self.scheduler, progress=progress, history=self.history,
+                on_epoch_end=on_epoch_end)
+        return self.history
+
+    # -- results
+    def finish(self, plots: bool = True) -> dict:
+        """Test-set metrics into the final checkpoint, plus history.json and the plots."""
+        _, _, (x_test, y_test) = self.data
+        logits = predict(self.model, x_test)
+        loss_fn = SoftmaxCrossEntropy()
+        test_loss = float(loss_fn(logits, y_test))
+        probs = loss_fn.probabilities
+        pred = probs.argmax(axis=1)
+        confusion = viz.confusion_matrix(y_test, pred, len(self.classes))
+        metrics = {
+            "test_accuracy": float(np.mean(pred == y_test)),
+            "test_loss": test_loss,
+            "val_accuracy": self.history.val_accuracy[-1] if self.history.val_accuracy else None,
+            "train_seconds": self.train_seconds,
+        }
+        self.checkpoint(metrics)
+        write_json(self.out / "history.json", {
+            **self.history.to_dict(), "epochs": self.epochs_done,
+            "batches_per_epoch": batches_per_epoch(self.cfg, len(self.data[0][0])),
+            **metrics})
+        files = ["model.npz", "history.json"]
+        if plots:
+            files += self.plot(x_test, y_test, probs, confusion, metrics["test_accuracy"])
+        return {**metrics, "confusion": confusion.tolist(), "files": files}
+
+    def plot(self, x_test, y_test, probs, confusion, test_accuracy) -> list[str]:
+        per_epoch = batches_per_epoch(self.cfg, len(self.data[0][0]))
+        viz.plot_loss(self.history, self.out / "loss.png", per_epoch)
+        viz.plot_accuracy(self.history, self.out / "accuracy.png", test_accuracy)
+        viz.plot_confusion(confusion, self.out / "confusion.png", self.classes)
+        viz.plot_weights(self.model, self.out / "weights.png")
+        viz.plot_mistakes(x_test, y_test, probs, self.out / "mistakes.png",
+                          class_names=self.classes)
+        files = list(PLOTS)
+        if viz.has_conv(self.model):
+            viz.plot_feature_maps(self.model, x_test[0], self.out / "feature-maps.png")
+            files.append("feature-maps.png")
+        return files
+
+
+def load_data(cfg: TrainConfig):
+    """(train, validation or None, test) for `cfg`, the validation split drawn by seed."""
+    (x_train, y_train), test = datasets.load(cfg.data)
+    train, val = split_validation(x_train, y_train, cfg.val_size, cfg.seed)
+    return train, val, test
+
+
+def write_json(path: Path, obj) -> Path:
+    text = json.dumps(obj, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v))
+    with atomic_open(path) as f:
+        f.write(text.encode("utf-8") + b"\n")
+    return path

@@ -1,0 +1,365 @@
+"""The Starlette application: the page and its JSON API (see docs/web.md).
+
+    POST /api/predict  PNG/JPEG bytes, or {"image": "data:image/png;base64,..."}
+                       → {"digit", "probabilities", "input" (28×28), "hidden", "layers", ...}
+    POST /api/teach    {"image": ..., "label": 0-9, "lr": optional step size}
+                       → {"loss_before", "loss_after", "probabilities_before",
+                          "probabilities_after", "output_grad", "weight_grads", ...}
+    POST /api/reset    forget this visitor's taught copy
+    GET  /api/model    architecture, metrics, training history, confusion matrix
+
+Errors are JSON {"error": "..."}: 400 for a body that is not an image, a bad label or bad
+JSON, 413 for a body over 2 MB (judged by Content-Length and by the bytes that arrive).
+Nothing in a request names a file: the three static files are read once, at start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import math
+import threading
+from importlib import resources
+from urllib.parse import urlsplit
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..module import Module
+from ..preprocess import ImageError, load_digit_image
+from .lab import DEFAULT_LR, DigitLab, LabError, check_label, check_lr
+from .session import COOKIE, DEFAULT_CAPACITY, SessionStore, new_session_id, valid_session_id
+
+MAX_BODY = 2 * 1024 * 1024  # bytes
+MAX_SIDE = 4096  # pixels: larger images are refused before they are decoded
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+STATIC = {  # name → media type; the only files the app serves
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "style.css": "text/css; charset=utf-8",
+}
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+     b"form-action 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class ApiError(Exception):
+    """An HTTP error answered as JSON {"error": message}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# ---- reading requests -----------------------------------------------------------------------
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed `limit`."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise ApiError(400, "bad Content-Length header")
+        if int(declared) > limit:
+            raise ApiError(413, f"request body over {limit // (1024 * 1024)} MB")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:  # chunked uploads, or a Content-Length that lied
+            raise ApiError(413, f"request body over {limit // (1024 * 1024)} MB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> dict:
+    try:
+        payload = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"bad JSON ({exc})") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, 'bad JSON: expected an object like {"image": "data:image/png;..."}')
+    return payload
+
+
+def decode_image_field(value) -> bytes:
+    """Bytes from a data URL (`data:image/png;base64,...`) or a bare base64 string."""
+    if not isinstance(value, str) or not value:
+        raise ApiError(400, 'missing "image": send a data URL like "data:image/png;base64,..."')
+    if value.startswith("data:"):
+        header, sep, value = value.partition(",")
+        if not sep or not header.startswith("data:image/") or not header.endswith(";base64"):
+            raise ApiError(400, '"image" must be a base64 data URL of an image '
+                                '("data:image/png;base64,...")')
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, '"image" is not valid base64') from None
+
+
+def digit_from_bytes(data: bytes) -> np.ndarray:
+    """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`."""
+    if not data:
+        raise ApiError(400, "empty body: send a PNG or JPEG image")
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise ApiError(400, "not an image: send a PNG or JPEG (" + ", ".join(IMAGE_FORMATS)
+                       + " are read)") from None
+    if max(width, height) > MAX_SIDE:
+        raise ApiError(400, f"image too large ({width}×{height}); at most {MAX_SIDE} px a side")
+    try:
+        return load_digit_image(data)
+    except ImageError as exc:
+        message = str(exc).removeprefix("<image bytes>: ")
+        raise ApiError(400, message) from None
+
+
+async def image_from_request(request: Request, body: bytes) -> tuple[np.ndarray, dict]:
+    """(28×28 input, JSON payload or {}) from raw image bytes or a JSON body."""
+    content_type = request.headers.get("content-type", "").lower()
+    payload: dict = {}
+    if "json" in content_type or body.lstrip()[:1] == b"{":
+        payload = parse_json(body)
+        body = decode_image_field(payload.get("image"))
+    return await run_in_threadpool(digit_from_bytes, body), payload
+
+
+# ---- the application --------------------------------------------------------------------------
+class ModelInfo:
+    """What GET /api/model answers; the confusion matrix is computed once, on first ask."""
+
+    def __init__(self, lab: DigitLab, metadata: dict, source: str, evaluate: bool) -> None:
+        self.lab, self.metadata, self.source, self.evaluate = lab, metadata, source, evaluate
+        self._evaluation: dict | None = None
+        self._lock = threading.Lock()
+
+    def evaluation(self) -> dict:
+        with self._lock:
+            if self._evaluation is None:
+                self._evaluation = evaluate_on_test_split(self.lab, self.metadata, self.evaluate)
+            return self._evaluation
+
+    def describe(self) -> dict:
+        meta = self.metadata
+        data = meta.get("data") if isinstance(meta.get("data"), dict) else {}
+        history = meta.get("history") if isinstance(meta.get("history"), dict) else {}
+        keep = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
+        return finite({
+            "source": self.source,
+            "architecture": self.lab.architecture(),
+            "parameters": int(self.lab.model.num_parameters()),
+            "input_shape": list(self.lab.input_shape),
+            "class_names": self.lab.class_names,
+            "data": data,
+            "metrics": meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
+            "history": {k: history[k] for k in keep if isinstance(history.get(k), list)},
+            "training": (meta.get("training") or {}).get("config", {}),
+            "evaluation": self.evaluation(),
+        })
+
+
+def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) -> dict:
+    """Accuracy and confusion matrix on the test split of the model's dataset, if it is on
+    this machine (never downloads; an unknown dataset gives {})."""
+    if not enabled:
+        return {}
+    from .. import data as datasets
+    from ..train import predict
+
+    data = metadata.get("data") if isinstance(metadata.get("data"), dict) else {}
+    name = data.get("name") or "mnist-10k"
+    try:
+        _, (x, y) = datasets.load(name, allow_download=False, progress=False)
+        with lab.lock:
+            logits = predict(lab.model, x.reshape(len(x), *lab.input_shape))
+    except (ValueError, OSError):
+        return {}
+    k = lab.num_classes
+    pred = logits.argmax(axis=1)
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (y[y < k], pred[y < k]), 1)
+    return {"data": name, "n": int(len(y)), "accuracy": float(np.mean(pred == y)),
+            "confusion": confusion.tolist()}
+
+
+def finite(value):
+    """JSON-safe: NaN and ±inf become None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def session_id(request: Request) -> str | None:
+    value = request.cookies.get(COOKIE)
+    return value if valid_session_id(value) else None
+
+
+def with_session(request: Request, response: Response) -> Response:
+    """Give a visitor without a (valid) cookie a new session id."""
+    if session_id(request) is None:
+        response.set_cookie(COOKIE, new_session_id(), httponly=True, samesite="strict", path="/")
+    return response
+
+
+def create_app(
+    model: Module,
+    metadata: dict | None = None,
+    source: str = "",
+    capacity: int = DEFAULT_CAPACITY,
+    allowed_hosts: list[str] | None = None,
+    evaluate: bool = True,
+) -> Starlette:
+    """The web app for `model` (already loaded by the safe loader or trained in memory).
+
+    `allowed_hosts` (e.g. ["127.0.0.1", "localhost"]) refuses other Host headers, which
+    stops DNS-rebinding pages from reaching a server bound to loopback.
+    """
+    metadata = metadata or {}
+    lab = DigitLab(model, metadata.get("class_names"))
+    sessions = SessionStore(lab, capacity)
+    info = ModelInfo(lab, metadata, source, evaluate)
+    static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
+              for name in STATIC}
+
+    async def page(request: Request) -> Response:
+        html = Response(static["index.html"], media_type=STATIC["index.html"])
+        return with_session(request, html)
+
+    async def asset(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in static or name == "index.html":
+            raise ApiError(404, "not found")
+        return Response(static[name], media_type=STATIC[name])
+
+    async def predict(request: Request) -> Response:
+        check_origin(request)
+        image, _ = await image_from_request(request, await read_body(request))
+        result = await run_in_threadpool(sessions.lab_for_predict(session_id(request)).predict,
+                                         image)
+        result["taught"] = session_id(request) in sessions
+        return with_session(request, JSONResponse(result))
+
+    async def teach(request: Request) -> Response:
+        check_origin(request)
+        body = await read_body(request)
+        payload = parse_json(body)
+        label = check_label(payload.get("label"), lab.num_classes)
+        lr = check_lr(payload.get("lr", DEFAULT_LR))
+        image = await run_in_threadpool(digit_from_bytes, decode_image_field(payload.get("image")))
+        sid = session_id(request) or new_session_id()
+        own = await run_in_threadpool(sessions.lab_for_teach, sid)
+        result = await run_in_threadpool(own.teach, image, label, lr)
+        result["input"] = np.round(image.astype(np.float64), 3).tolist()
+        response = JSONResponse(finite(result))
+        if session_id(request) is None:
+            response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/")
+        return response
+
+    async def reset(request: Request) -> Response:
+        check_origin(request)
+        await read_body(request)
+        had = sessions.reset(session_id(request))
+        return with_session(request, JSONResponse({"reset": True, "had_copy": had}))
+
+    async def model_info(request: Request) -> Response:
+        return with_session(request, JSONResponse(await run_in_threadpool(info.describe)))
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/static/{name}", asset, methods=["GET"]),
+        Route("/api/predict", predict, methods=["POST"]),
+        Route("/api/teach", teach, methods=["POST"]),
+        Route("/api/reset", reset, methods=["POST"]),
+        Route("/api/model", model_info, methods=["GET"]),
+    ]
+    middleware = [Middleware(Guard, allowed_hosts=allowed_hosts)]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            LabError: bad_request,
+            Exception: internal_error,
+        },
+    )
+    app.state.lab, app.state.sessions = lab, sessions
+    return app
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a cross-site POST: a browser sends Origin, and it must name this server."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:
+        netloc = ""
+    if netloc != request.headers.get("host", "").lower():
+        raise ApiError(403, "cross-origin request refused")
+
+
+def host_name(host: str) -> str:
+    """The name part of a Host header ("[::1]:8000" → "::1"); "" if malformed."""
+    try:
+        return (urlsplit("//" + host).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class Guard:
+    """ASGI middleware: refuse unexpected Host headers (when `allowed_hosts` is given) and add
+    a strict Content-Security-Policy and friends to every response."""
+
+    def __init__(self, app, allowed_hosts: list[str] | None = None) -> None:
+        self.app = app
+        self.allowed = {h.lower() for h in allowed_hosts} if allowed_hosts else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + SECURITY_HEADERS
+            await send(message)
+
+        if self.allowed is not None:
+            host = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.allowed:
+                response = JSONResponse({"error": "unexpected Host header"}, status_code=400)
+                await response(scope, receive, send_with_headers)
+                return
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,77 @@
+"""Per-visitor copies of the model: teaching changes only the visitor's own copy.
+
+A visitor is a random id in a cookie. `SessionStore` maps ids to `DigitLab` copies of the
+loaded model, made on a visitor's first teach step and dropped by Reset; it holds at most
+`capacity` of them and forgets the least recently used one when full (an MLP 784-128-10 is
+about 0.4 MB, so 32 sessions stay small).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from collections import OrderedDict
+
+from .lab import DigitLab
+
+COOKIE = "chainrule_session"
+DEFAULT_CAPACITY = 32
+_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def valid_session_id(value: str | None) -> bool:
+    """Only ids shaped like ours are used; anything else gets a fresh one."""
+    return bool(value) and _ID.fullmatch(value) is not None
+
+
+class SessionStore:
+    """An LRU map session id → `DigitLab` (a deep copy of `base`), bounded by `capacity`."""
+
+    def __init__(self, base: DigitLab, capacity: int = DEFAULT_CAPACITY) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be ≥ 1, got {capacity}")
+        self.base = base
+        self.capacity = int(capacity)
+        self._labs: OrderedDict[str, DigitLab] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._labs)
+
+    def __contains__(self, session_id: str) -> bool:
+        return session_id in self._labs
+
+    def get(self, session_id: str | None) -> DigitLab | None:
+        """The visitor's own lab, or None if they have not taught it (or it was evicted)."""
+        with self._lock:
+            lab = self._labs.get(session_id) if session_id else None
+            if lab is not None:
+                self._labs.move_to_end(session_id)
+            return lab
+
+    def lab_for_predict(self, session_id: str | None) -> DigitLab:
+        """The visitor's copy if they have one, else the shared loaded model."""
+        return self.get(session_id) or self.base
+
+    def lab_for_teach(self, session_id: str) -> DigitLab:
+        """The visitor's copy, made now from the loaded model if they have none."""
+        lab = self.get(session_id)
+        if lab is not None:
+            return lab
+        fresh = self.base.copy()  # outside the store lock: copying takes a moment
+        with self._lock:
+            lab = self._labs.setdefault(session_id, fresh)
+            self._labs.move_to_end(session_id)
+            while len(self._labs) > self.capacity:
+                self._labs.popitem(last=False)
+            return lab
+
+    def reset(self, session_id: str | None) -> bool:
+        """Forget the visitor's copy (they see the loaded model again); True if there was one."""
+        with self._lock:
+            return self._labs.pop(session_id, None) is not None if session_id else False
