@@ -379,28 +379,29 @@ class Value:
     def _interior_order(self) -> list[Value]:
         """The interior (operation-made) nodes reachable from self, children before parents.
 
-        Iterative depth-first search: a node is appended after all its children. A node may
-        sit on the stack more than once; the copy on top is explored first, and any copy met
-        after the node is finished is skipped.
+        Iterative depth-first search with an explicit stack. Popping an unvisited node
+        *enters* it: the node goes back on the stack under a ``None`` marker, with its
+        unvisited children on top. When the marker is popped, everything above it (all the
+        node's descendants) has been emitted, so the node is emitted next. Leaves are never
+        pushed: they have no backward step.
         """
         if not self._prev:
             return []
         order: list[Value] = []
-        seen: set[Value] = set()
-        done: set[Value] = set()
-        stack = [self]
+        visited: set[Value] = set()
+        stack: list[Value | None] = [self]
+        push, pop = stack.append, stack.pop  # bound once: this loop runs once per edge
         while stack:
-            node = stack[-1]
-            if node in seen:
-                stack.pop()
-                if node not in done:
-                    done.add(node)
-                    order.append(node)
-                continue
-            seen.add(node)
-            for child in node._prev:
-                if child._prev and child not in seen:
-                    stack.append(child)
+            node = pop()
+            if node is None:  # exit marker: the node below it is finished
+                order.append(pop())
+            elif node not in visited:
+                visited.add(node)
+                push(node)
+                push(None)
+                for child in node._prev:
+                    if child._prev and child not in visited:
+                        push(child)
         return order
 
     def topological_order(self) -> list[Value]:

@@ -165,7 +165,8 @@ class ModelInfo:
             "class_names": self.lab.class_names,
             "data": data,
             "metrics": meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
-            "history": {k: history[k] for k in keep if isinstance(history.get(k), list)},
+            "history": {**{k: history[k] for k in keep if isinstance(history.get(k), list)},
+                        "batch_loss": thin(history.get("batch_loss"))},
             "training": (meta.get("training") or {}).get("config", {}),
             "evaluation": self.evaluation(),
         })
@@ -193,6 +194,14 @@ def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) 
     np.add.at(confusion, (y[y < k], pred[y < k]), 1)
     return {"data": name, "n": int(len(y)), "accuracy": float(np.mean(pred == y)),
             "confusion": confusion.tolist()}
+
+
+def thin(values, most: int = 600) -> list:
+    """At most `most` points of a long curve (every k-th), for a plot."""
+    if not isinstance(values, list) or not values:
+        return []
+    step = -(-len(values) // most)
+    return values[::step]
 
 
 def finite(value):

@@ -132,7 +132,9 @@ def train_default(epochs: int = DEFAULT_EPOCHS, runs: Path = Path("runs")) -> Pa
     except OSError:
         out = Path(tempfile.mkdtemp(prefix="chainrule-serve-"))
     start = time.perf_counter()
-    run = Run.start(TrainConfig(epochs=epochs), out)
+    cfg = TrainConfig(epochs=epochs)
+    cfg.lr = cfg.resolved_lr()
+    run = Run.start(cfg, out)
     run.train(progress=False)
     result = run.finish(plots=False)
     print(f"chainrule serve: trained in {time.perf_counter() - start:.1f} s, test accuracy "
