@@ -220,11 +220,94 @@ def session_id(request: Request) -> str | None:
     return value if valid_session_id(value) else None
 
 
+def set_session_cookie(response: Response, sid: str) -> None:
+    response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/")
+
+
 def with_session(request: Request, response: Response) -> Response:
     """Give a visitor without a (valid) cookie a new session id."""
     if session_id(request) is None:
-        response.set_cookie(COOKIE, new_session_id(), httponly=True, samesite="strict", path="/")
+        set_session_cookie(response, new_session_id())
     return response
+
+
+class WebApi:
+    """The endpoints, over one loaded model (`lab`) and the visitors' taught copies."""
+
+    def __init__(self, lab: DigitLab, sessions: SessionStore, info: ModelInfo) -> None:
+        self.lab, self.sessions, self.info = lab, sessions, info
+        self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
+                       for name in STATIC}
+
+    async def page(self, request: Request) -> Response:
+        html = Response(self.static["index.html"], media_type=STATIC["index.html"])
+        return with_session(request, html)
+
+    async def asset(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in self.static or name == "index.html":
+            raise ApiError(404, "not found")
+        return Response(self.static[name], media_type=STATIC[name])
+
+    async def predict(self, request: Request) -> Response:
+        check_origin(request)
+        image, _ = await image_from_request(request, await read_body(request))
+        sid = session_id(request)
+        result = await run_in_threadpool(self.sessions.lab_for_predict(sid).predict, image)
+        result["taught"] = sid is not None and sid in self.sessions
+        return with_session(request, JSONResponse(result))
+
+    async def teach(self, request: Request) -> Response:
+        check_origin(request)
+        payload = parse_json(await read_body(request))
+        label = check_label(payload.get("label"), self.lab.num_classes)
+        lr = check_lr(payload.get("lr", DEFAULT_LR))
+        data = decode_image_field(payload.get("image"))
+        image = await run_in_threadpool(digit_from_bytes, data)
+        sid = session_id(request) or new_session_id()
+        own = await run_in_threadpool(self.sessions.lab_for_teach, sid)
+        result = await run_in_threadpool(own.teach, image, label, lr)
+        result["input"] = np.round(image.astype(np.float64), 3).tolist()
+        response = JSONResponse(finite(result))
+        if session_id(request) is None:
+            set_session_cookie(response, sid)
+        return response
+
+    async def reset(self, request: Request) -> Response:
+        check_origin(request)
+        await read_body(request)
+        had = self.sessions.reset(session_id(request))
+        return with_session(request, JSONResponse({"reset": True, "had_copy": had}))
+
+    async def model(self, request: Request) -> Response:
+        return with_session(request, JSONResponse(await run_in_threadpool(self.info.describe)))
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Route("/static/{name}", self.asset, methods=["GET"]),
+            Route("/api/predict", self.predict, methods=["POST"]),
+            Route("/api/teach", self.teach, methods=["POST"]),
+            Route("/api/reset", self.reset, methods=["POST"]),
+            Route("/api/model", self.model, methods=["GET"]),
+        ]
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
 def create_app(
@@ -235,91 +318,24 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     evaluate: bool = True,
 ) -> Starlette:
-    """The web app for `model` (already loaded by the safe loader or trained in memory).
+    """The web app for `model` (already loaded by the safe loader, or trained in memory).
 
-    `allowed_hosts` (e.g. ["127.0.0.1", "localhost"]) refuses other Host headers, which
-    stops DNS-rebinding pages from reaching a server bound to loopback.
+    `capacity` bounds the visitors' taught copies; `allowed_hosts` (e.g. ["127.0.0.1",
+    "localhost"]) refuses other Host headers, which stops DNS-rebinding pages from reaching
+    a server bound to loopback; `evaluate=False` skips the confusion matrix.
     """
     metadata = metadata or {}
     lab = DigitLab(model, metadata.get("class_names"))
     sessions = SessionStore(lab, capacity)
-    info = ModelInfo(lab, metadata, source, evaluate)
-    static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
-              for name in STATIC}
-
-    async def page(request: Request) -> Response:
-        html = Response(static["index.html"], media_type=STATIC["index.html"])
-        return with_session(request, html)
-
-    async def asset(request: Request) -> Response:
-        name = request.path_params["name"]
-        if name not in static or name == "index.html":
-            raise ApiError(404, "not found")
-        return Response(static[name], media_type=STATIC[name])
-
-    async def predict(request: Request) -> Response:
-        check_origin(request)
-        image, _ = await image_from_request(request, await read_body(request))
-        result = await run_in_threadpool(sessions.lab_for_predict(session_id(request)).predict,
-                                         image)
-        result["taught"] = session_id(request) in sessions
-        return with_session(request, JSONResponse(result))
-
-    async def teach(request: Request) -> Response:
-        check_origin(request)
-        body = await read_body(request)
-        payload = parse_json(body)
-        label = check_label(payload.get("label"), lab.num_classes)
-        lr = check_lr(payload.get("lr", DEFAULT_LR))
-        image = await run_in_threadpool(digit_from_bytes, decode_image_field(payload.get("image")))
-        sid = session_id(request) or new_session_id()
-        own = await run_in_threadpool(sessions.lab_for_teach, sid)
-        result = await run_in_threadpool(own.teach, image, label, lr)
-        result["input"] = np.round(image.astype(np.float64), 3).tolist()
-        response = JSONResponse(finite(result))
-        if session_id(request) is None:
-            response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/")
-        return response
-
-    async def reset(request: Request) -> Response:
-        check_origin(request)
-        await read_body(request)
-        had = sessions.reset(session_id(request))
-        return with_session(request, JSONResponse({"reset": True, "had_copy": had}))
-
-    async def model_info(request: Request) -> Response:
-        return with_session(request, JSONResponse(await run_in_threadpool(info.describe)))
-
-    async def api_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=exc.status)
-
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
-
-    async def bad_request(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=400)
-
-    async def internal_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
-
-    routes = [
-        Route("/", page, methods=["GET"]),
-        Route("/static/{name}", asset, methods=["GET"]),
-        Route("/api/predict", predict, methods=["POST"]),
-        Route("/api/teach", teach, methods=["POST"]),
-        Route("/api/reset", reset, methods=["POST"]),
-        Route("/api/model", model_info, methods=["GET"]),
-    ]
-    middleware = [Middleware(Guard, allowed_hosts=allowed_hosts)]
+    api = WebApi(lab, sessions, ModelInfo(lab, metadata, source, evaluate))
     app = Starlette(
-        routes=routes,
-        middleware=middleware,
+        routes=api.routes(),
+        middleware=[Middleware(Guard, allowed_hosts=allowed_hosts)],
         exception_handlers={
-            ApiError: api_error,
-            HTTPException: http_error,
-            LabError: bad_request,
-            Exception: internal_error,
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            LabError: _bad_request,
+            Exception: _internal_error,
         },
     )
     app.state.lab, app.state.sessions = lab, sessions

@@ -176,7 +176,7 @@ class DigitLab:
         target = np.array([label])
         with self.lock:
             model = self.model
-            model.eval()  # deterministic: no dropout noise, BatchNorm uses its running stats
+            teaching_mode(model)
             model.zero_grad()
             logits, outputs = self._forward(x)
             loss_before = loss_fn(logits, target)
@@ -188,6 +188,7 @@ class DigitLab:
             loss_after = loss_fn(model(x), target)
             probs_after = loss_fn.probabilities[0].astype(np.float64)
             model.zero_grad()
+            model.eval()
             after = self._predict_locked(image)
         return {
             "label": label,
@@ -218,6 +219,19 @@ class DigitLab:
                     "parameters": int(layer.num_parameters()),
                 })
         return rows
+
+
+def teaching_mode(model: Module) -> None:
+    """Training mode (layers keep what backward needs), except for what would make one step
+    on one digit noisy or ill-defined: Dropout stays off and BatchNorm keeps its running
+    statistics (a batch of one has no variance)."""
+    model.train()
+    stack = [model]
+    while stack:
+        module = stack.pop()
+        if type(module).__name__.startswith("Dropout") or getattr(module, "_buffer_names", ()):
+            module.eval()
+        stack.extend(child for _, child in module.named_children())
 
 
 def check_label(label, num_classes: int = 10) -> int:

@@ -41,7 +41,7 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-const fmt = (v) => (Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(3) : v.toExponential(1)).replace("-", "−");
+const fmt = (v) => (Math.abs(v) >= 0.01 || v === 0 ? v.toFixed(3) : v.toExponential(1)).replace(/-/g, "−");
 const pct = (p) => (100 * p).toFixed(p >= 0.995 || p < 0.0005 ? 0 : 1) + "%";
 
 // Diverging colour (blue − / white 0 / red +) for t in [−1, 1].
@@ -129,6 +129,8 @@ pad.addEventListener("pointermove", (e) => {
 function endStroke() {
   if (!state.drawing) return;
   state.drawing = false;
+  clearTimeout(state.liveTimer);  // the stroke is done: one prediction now, none pending
+  state.liveTimer = 0;
   if ($("live").checked) predict(true);
 }
 pad.addEventListener("pointerup", endStroke);
@@ -492,7 +494,9 @@ function plot(canvas, series, ylabel, isFraction, testValue) {
       sorted[Math.floor(0.98 * (sorted.length - 1))]);
   }
   if (hi - lo < 1e-6) { lo -= 0.05; hi += 0.05; }
-  const padY = (hi - lo) * 0.08; lo -= padY; hi += padY;
+  const padY = (hi - lo) * 0.08, lowest = Math.min(...all);
+  lo = lowest >= 0 ? Math.max(0, lo - padY) : lo - padY;
+  hi = isFraction ? Math.min(1, hi + padY) : hi + padY;
   const L = 62, R = 12, T = 26, B = 34;
   const X = (e) => L + (e - x0) / Math.max(1e-9, n - x0) * (W - L - R);
   const Y = (v) => T + (1 - (Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * (H - T - B);
