@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-from . import data, optim, scalar
+from . import data, models, optim, scalar
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping
+from .conv import AvgPool2D, BatchNorm2d, Conv2D, MaxPool2D
 from .gradcheck import gradcheck
 from .layers import (
     Dense,
@@ -18,5 +19,15 @@ from .layers import (
 from .losses import BCE, MSE, BCEWithLogits, CrossEntropy, SoftmaxCrossEntropy
 from .module import Module, Parameter
 from .regularization import BatchNorm1d, Dropout
+from .serialize import ModelFileError, load, load_checkpoint, save
 from .train import History, TrainingDiverged, evaluate, fit, predict
 from .value import Value
+
+
+def __getattr__(name: str):
+    # `cr.viz` and `cr.preprocess` pull in matplotlib / Pillow: import them on first use only.
+    if name in ("viz", "preprocess"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'chainrule' has no attribute {name!r}")

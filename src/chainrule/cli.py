@@ -15,6 +15,7 @@ import argparse
 import importlib
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -58,34 +59,41 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number ≥ 1, got {text}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a number ≥ {minimum}, got {text}")
     return value
 
 
-def nonneg_int(text: str) -> int:
-    value = positive_int(text) if text.strip() != "0" else 0
-    return value
-
-
-def positive_float(text: str) -> float:
+def _real(text: str, positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        bound = "> 0" if positive else "≥ 0"
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1)
+
+
+def nonneg_int(text: str) -> int:
+    return _whole(text, 0)
+
+
+def positive_float(text: str) -> float:
+    return _real(text, positive=True)
 
 
 def nonneg_float(text: str) -> float:
-    value = 0.0 if text.strip() in ("0", "0.0") else positive_float(text)
-    return value
+    return _real(text, positive=False)
 
 
 def hidden_sizes(text: str) -> tuple[int, ...]:
@@ -135,13 +143,14 @@ def build_parser() -> Parser:
                    metavar="NAME", help="hidden activation: " + ", ".join(sorted(ACTIVATION_LAYERS))
                    + " (default relu)")
     t.add_argument("--epochs", type=positive_int, help="passes over the training data "
-                   "(default 30; with --resume: the new total)")
+                   "(default 30 for mlp, 8 for cnn; with --resume: the new total)")
     t.add_argument("--batch-size", type=batch_size, metavar="N|full",
                    help="examples per step: 1 = stochastic, 0 or full = full batch (default 64)")
     t.add_argument("--batches", type=positive_int, metavar="N",
                    help="stop after N mini-batches in total (seed 000: --batches 100 --epochs 1)")
-    t.add_argument("--lr", type=positive_float, help="learning rate (default 0.05 for sgd, "
-                   "the optimizer's own default otherwise)")
+    t.add_argument("--lr", type=positive_float,
+                   help="learning rate (default for sgd: 0.1 at batch 64, scaled down for "
+                   "smaller batches; otherwise the optimizer's default)")
     t.add_argument("--optimizer", type=str.lower, choices=sorted(OPTIMIZERS), metavar="NAME",
                    help="one of " + ", ".join(sorted(OPTIMIZERS)) + " (default sgd)")
     t.add_argument("--momentum", type=nonneg_float, help="SGD momentum (default 0.9)")
@@ -161,6 +170,8 @@ def build_parser() -> Parser:
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>/)")
     t.add_argument("--resume", metavar="RUN_DIR_OR_MODEL",
                    help="continue an interrupted run from its checkpoint")
+    t.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="skip the PNG figures (model.npz and history.json only)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     t.add_argument("--json", action="store_true",
                    help="print a JSON summary as the last line")
@@ -224,6 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("chainrule: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `chainrule demo backprop | head`: the reader left early
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit flush from failing
+        return 0
     except _user_errors() as exc:
         if debug:
             traceback.print_exc()
@@ -252,16 +266,21 @@ TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches",
                "rotate", "val_size", "seed")
 
 
+CNN_EPOCHS = 8  # a CNN epoch costs ~30 MLP epochs of arithmetic
+
+
 def train_config(args):
     from .run import TrainConfig
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
     cfg = TrainConfig(**given)
-    if args.batch_size == 1 and args.lr is None and cfg.optimizer == "sgd":
-        cfg.lr = 0.01  # one example per step: smaller steps
     cfg.lr = cfg.resolved_lr()
-    if cfg.model == "cnn" and args.hidden is not None:
-        raise CLIError("--hidden applies to --model mlp only")
+    if cfg.model == "cnn":
+        for flag in ("hidden", "activation"):
+            if getattr(args, flag) is not None:
+                raise CLIError(f"--{flag} applies to --model mlp only")
+        if args.epochs is None:
+            cfg.epochs = CNN_EPOCHS
     return cfg
 
 
@@ -283,7 +302,7 @@ def cmd_train(args) -> int:
         clash = [f"--{k.replace('_', '-')}" for k in TRAIN_FLAGS if getattr(args, k) is not None]
         if clash:
             raise CLIError(f"{', '.join(clash)} cannot change when resuming (the run keeps its "
-                           "settings); only --epochs, --out, --quiet, --json apply")
+                           "settings); only --epochs, --out, --no-plots, --quiet, --json apply")
         run = Run.resume(args.resume, epochs=args.epochs, out=args.out)
         if run.remaining_epochs == 0:
             _say(args, f"{run.model_path}: training already finished "
@@ -291,24 +310,28 @@ def cmd_train(args) -> int:
     else:
         cfg = train_config(args)
         out = Path(args.out) if args.out else default_out()
-        _check_writable(out)
-        run = Run.start(cfg, out)
+        if (out / "model.npz").exists():
+            raise CLIError(f"{out} already holds a run; pass another --out, or continue it "
+                           f"with `chainrule train --resume {out}`")
+        run = Run.start(cfg, out)  # loads the data and builds the model: nothing written yet
+        _make_folder(out)
+        run.checkpoint()  # epoch 0: there is always a state to go back to
     _say(args, _header(run))
     try:
-        run.train(progress=not args.quiet)
+        run.train(progress=not args.quiet, threads=1 if run.cfg.model == "mlp" else None)
     except TrainingDiverged as exc:
-        good = run.epochs_done
+        good = run.saved_epochs
         where = (f"the last good checkpoint (epoch {good}) is in {run.model_path}" if good
                  else f"{run.model_path} holds the untrained starting point")
         print(f"chainrule: error: training diverged: {_one_line(exc)}; {where}",
               file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\nchainrule: interrupted after {run.epochs_done} complete epoch(s); checkpoint "
-              f"saved in {run.model_path}\nresume with: chainrule train --resume {run.out}",
+        print(f"\nchainrule: interrupted; the checkpoint of epoch {run.saved_epochs} is in "
+              f"{run.model_path}\nresume with: chainrule train --resume {run.out}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    result = run.finish()
+    result = run.finish(plots=args.plots)
     seconds = time.perf_counter() - t0
     summary = {
         "test_accuracy": result["test_accuracy"], "test_loss": result["test_loss"],
@@ -324,15 +347,12 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _check_writable(out: Path) -> None:
+def _make_folder(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CLIError(f"cannot create the run folder {out} ({exc.strerror}); "
                        "pass a writable --out DIR") from exc
-    if (out / "model.npz").exists():
-        raise CLIError(f"{out} already holds a run; pass another --out, or continue it with "
-                       f"`chainrule train --resume {out}`")
 
 
 def _header(run) -> str:
@@ -390,7 +410,7 @@ def cmd_evaluate(args) -> int:
     name = args.data or ckpt.metadata.get("data", {}).get("name") or "mnist-10k"
     _, (x, y) = datasets.load(name, progress=not args.json)
     try:
-        logits = predict(ckpt.model, x)
+        logits = predict(ckpt.model, x, batch_size=256)
     except ValueError as exc:
         raise CLIError(f"{ckpt.path} does not fit {name}'s images {x.shape[1:]}: "
                        f"{_one_line(exc)}") from exc
@@ -464,7 +484,7 @@ def cmd_predict(args) -> int:
         if args.json:
             print(json.dumps({"image": image_path, "digit": digit,
                               "label": names[digit] if digit < len(names) else str(digit),
-                              "probabilities": [round(float(p), 6) for p in probs]}))
+                              "probabilities": [float(p) for p in probs]}))
         else:
             runners = [int(i) for i in np.argsort(probs)[::-1][1:3]]
             rest = ", ".join(f"{names[i]} {probs[i]:.1%}" for i in runners)

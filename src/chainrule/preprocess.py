@@ -9,7 +9,7 @@ trained on MNIST only works on your own digit if it is prepared the same way:
     2. invert when the background is light (judged from the border pixels)
     3. crop to the ink's bounding box
     4. scale the longer side to 20 px, keeping the aspect ratio (Pillow, antialiased)
-    5. paste into 28×28 with the centre of mass at the centre
+    5. paste into 28×28 with the centre of mass at the centre (pixel 14, 14)
 
 `load_digit_image(path)` does all five; `preprocess_array(gray)` does 2–5 on an array (the
 web server uses it for canvas drawings). Both return float32 (28, 28) in [0, 1].
@@ -143,13 +143,17 @@ def preprocess_array(gray: np.ndarray) -> np.ndarray:
 
 
 def center_of_mass_paste(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
-    """Place `digit` (h, w ≤ size) in a size×size zero field, its centre of mass at the centre
-    (rounded to whole pixels, and kept wholly inside the field)."""
+    """Place `digit` (h, w ≤ size) in a size×size zero field with its centre of mass at pixel
+    (size/2, size/2), shifted by whole pixels and kept wholly inside the field.
+
+    (14, 14) rather than the geometric 13.5: MNIST's own digits have their centres of mass
+    at 14.00 ± 0.29 in both axes, exactly what rounding a whole-pixel shift towards 14 gives.
+    """
     h, w = digit.shape
     total = float(digit.sum())
     cy = float((digit.sum(axis=1) * np.arange(h)).sum()) / total
     cx = float((digit.sum(axis=0) * np.arange(w)).sum()) / total
-    centre = (size - 1) / 2.0
+    centre = size / 2.0
     top = int(np.clip(round(centre - cy), 0, size - h))
     left = int(np.clip(round(centre - cx), 0, size - w))
     out = np.zeros((size, size), dtype=np.float32)

@@ -7,6 +7,7 @@ training ends it gets the test results too, and the folder gets `history.json` a
 
     cfg = TrainConfig(epochs=5)
     run = Run.start(cfg, "runs/demo")          # or Run.resume("runs/demo")
+    run.checkpoint()                            # epoch 0: always a state to go back to
     run.train()                                 # fit() with a checkpoint per epoch
     summary = run.finish()                      # test metrics, history.json, plots
 """
@@ -17,17 +18,17 @@ import inspect
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from . import data as datasets
-from . import optim, viz
-from .activations import activation_layer
+from . import models, optim, viz
 from .augment import RandomShift
 from .data._atomic import atomic_open
-from .layers import Dense, Flatten, Sequential
+from .layers import Dense
 from .losses import SoftmaxCrossEntropy
 from .module import Module
 from .serialize import Checkpoint, load_checkpoint, save
@@ -59,7 +60,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 64  # 1 = stochastic, 0 = full batch
     batches: int | None = None  # stop after this many mini-batches in total
-    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR for sgd)
+    lr: float | None = None  # None: the optimizer's default (DEFAULT_LR scaled for sgd)
     optimizer: str = "sgd"
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -80,8 +81,9 @@ class TrainConfig:
     def resolved_lr(self) -> float:
         if self.lr is not None:
             return float(self.lr)
-        if self.optimizer == "sgd":
-            return DEFAULT_LR
+        if self.optimizer == "sgd":  # linear scaling below 64 examples per step
+            size = self.batch_size or DEFAULT_BATCH
+            return DEFAULT_LR * min(size, DEFAULT_BATCH) / DEFAULT_BATCH
         cls = optim.OPTIMIZERS[self.optimizer]
         default = inspect.signature(cls).parameters.get("lr")
         if default is None or default.default is inspect.Parameter.empty:
@@ -89,30 +91,44 @@ class TrainConfig:
         return float(default.default)
 
 
-DEFAULT_LR = 0.05
+DEFAULT_LR = 0.1  # for SGD at batch 64: tuned on mnist-10k (see docs/cli.md)
+DEFAULT_BATCH = 64
 
 
 # ---- pieces -------------------------------------------------------------------------------
-def build_model(cfg: TrainConfig, rng: np.random.Generator) -> Module:
-    """The network `cfg` describes, its weights drawn from `rng`."""
+def build_model(cfg: TrainConfig) -> Module:
+    """The network `cfg` describes (from `models.MODELS`), its weights drawn from cfg.seed."""
+    if cfg.model not in models.MODELS:
+        raise RunError(f"unknown model {cfg.model!r}; choose one of {sorted(models.MODELS)}")
+    if cfg.model == "mlp":
+        return models.mlp(hidden=cfg.hidden, activation=cfg.activation, seed=cfg.seed)
+    return models.MODELS[cfg.model](seed=cfg.seed)
+
+
+def module_rngs(model: Module, prefix: str = "") -> dict[str, np.random.Generator]:
+    """Random generators held by layers (e.g. Dropout's), by dotted path, so a checkpoint can
+    save their state and a resumed run draws the same masks."""
+    found = {f"{prefix}{k}": v for k, v in vars(model).items()
+             if isinstance(v, np.random.Generator)}
+    for name, child in model.named_children():
+        found.update(module_rngs(child, f"{prefix}{name}."))
+    return found
+
+
+@contextmanager
+def blas_threads(n: int | None):
+    """Limit BLAS to `n` threads while training. These matrices (64×784 by 784×128) are too
+    small to gain from threads, and on a busy machine extra threads make each step several
+    times slower. A no-op without threadpoolctl, or when n is None."""
     try:
-        from . import models
+        from threadpoolctl import threadpool_limits
     except ImportError:
-        models = None
-    if cfg.model == "cnn":
-        if models is None or not hasattr(models, "cnn"):
-            raise RunError("--model cnn is not available in this version of chainrule; "
-                           "use --model mlp")
-        return models.cnn(activation=cfg.activation, rng=rng)
-    if models is not None and hasattr(models, "mlp"):
-        return models.mlp(hidden=cfg.hidden, activation=cfg.activation, rng=rng)
-    sizes = [math.prod(IMAGE_SHAPE), *cfg.hidden, NUM_CLASSES]
-    layers: list[Module] = [Flatten()]
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(Dense(fan_in, fan_out, rng=rng))
-        if i < len(sizes) - 2:
-            layers.append(activation_layer(cfg.activation))
-    return Sequential(layers)
+        threadpool_limits = None
+    if n is None or threadpool_limits is None:
+        yield
+        return
+    with threadpool_limits(limits=n, user_api="blas"):
+        yield
 
 
 def make_optimizer(cfg: TrainConfig, model: Module):
@@ -172,7 +188,8 @@ def describe_model(model: Module) -> str:
     if dense and len(dense) == sum(bool(layer.parameters()) for layer in layers):
         sizes = [dense[0].in_features] + [d.out_features for d in dense]
         acts = {type(layer).__name__ for layer in layers if not layer.parameters()} - {"Flatten"}
-        return "MLP " + "-".join(map(str, sizes)) + (f" ({', '.join(sorted(acts))})" if acts else "")
+        kinds = f" ({', '.join(sorted(acts))})" if acts else ""
+        return "MLP " + "-".join(map(str, sizes)) + kinds
     return " → ".join(type(layer).__name__ for layer in layers) or type(model).__name__
 
 
@@ -189,6 +206,7 @@ class Run:
     train_seconds: float = 0.0
     data: tuple | None = None
     classes: list[str] = field(default_factory=list)
+    saved_epochs: int | None = None  # the epoch count of the checkpoint on disk
 
     # -- creation
     @classmethod
@@ -196,15 +214,12 @@ class Run:
         if cfg.optimizer not in optim.OPTIMIZERS:
             raise RunError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
                            f"{sorted(optim.OPTIMIZERS)}")
-        seeds = np.random.SeedSequence(cfg.seed).spawn(2)
         data = load_data(cfg)
-        model = build_model(cfg, np.random.default_rng(seeds[0]))
+        model = build_model(cfg)
         opt = make_optimizer(cfg, model)
         scheduler = make_scheduler(cfg, opt, len(data[0][0]))
-        run = cls(cfg, Path(out), model, opt, scheduler, np.random.default_rng(seeds[1]),
-                  data=data, classes=class_names(cfg.data))
-        run.checkpoint()  # epoch 0: there is always a checkpoint to go back to
-        return run
+        return cls(cfg, Path(out), model, opt, scheduler, np.random.default_rng([cfg.seed, 2]),
+                   data=data, classes=class_names(cfg.data))
 
     @classmethod
     def resume(cls, path: str | Path, epochs: int | None = None, out: str | Path | None = None):
@@ -231,11 +246,18 @@ class Run:
         except (ValueError, KeyError, TypeError) as exc:
             raise RunError(f"{ckpt.path}: cannot restore the optimizer ({exc})") from exc
         rng = np.random.default_rng()
-        rng.bit_generator.state = training["rng_state"]
+        try:
+            rng.bit_generator.state = training["rng_state"]
+            for name, gen in module_rngs(model).items():
+                gen.bit_generator.state = training["module_rng_states"][name]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{ckpt.path}: its saved random state is incomplete ({exc}); "
+                           "start a new run") from exc
         history = History.from_dict(ckpt.metadata.get("history", {}))
         run = cls(cfg, Path(out) if out else ckpt.path.parent, model, opt, scheduler, rng,
                   history, float(training.get("train_seconds", 0.0)), data,
                   classes=ckpt.metadata.get("class_names") or class_names(cfg.data))
+        run.saved_epochs = run.epochs_done
         return run
 
     # -- state
@@ -271,6 +293,8 @@ class Run:
                 "batches_done": self.batches_done,
                 "complete": self.remaining_epochs == 0,
                 "rng_state": self.rng.bit_generator.state,
+                "module_rng_states": {k: g.bit_generator.state
+                                      for k, g in module_rngs(self.model).items()},
                 "scheduler": self.scheduler.state_dict() if self.scheduler else None,
                 "train_seconds": self.train_seconds,
             },
@@ -279,10 +303,12 @@ class Run:
         }
 
     def checkpoint(self, metrics: dict | None = None) -> Path:
-        return save(self.model, self.model_path, self.metadata(metrics), optimizer=self.opt)
+        path = save(self.model, self.model_path, self.metadata(metrics), optimizer=self.opt)
+        self.saved_epochs = self.epochs_done
+        return path
 
     # -- training
-    def train(self, progress: bool = True) -> History:
+    def train(self, progress: bool = True, threads: int | None = 1) -> History:
         """Train the remaining epochs, saving a checkpoint after each; returns the History.
 
         Raises `TrainingDiverged` (the checkpoint of the last good epoch stays on disk) and
@@ -301,7 +327,7 @@ class Run:
             self.checkpoint()
             return False
 
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), blas_threads(threads):
             fit(self.model, SoftmaxCrossEntropy(), self.opt, x, y,
                 epochs=self.remaining_epochs, batch_size=self.cfg.batch_size or None,
                 validation=val, rng=self.rng, max_batches=max_batches, augment=augment,
@@ -313,7 +339,7 @@ class Run:
     def finish(self, plots: bool = True) -> dict:
         """Test-set metrics into the final checkpoint, plus history.json and the plots."""
         _, _, (x_test, y_test) = self.data
-        logits = predict(self.model, x_test)
+        logits = predict(self.model, x_test, batch_size=256)  # bounds a CNN's im2col memory
         loss_fn = SoftmaxCrossEntropy()
         test_loss = float(loss_fn(logits, y_test))
         probs = loss_fn.probabilities
@@ -329,7 +355,8 @@ class Run:
         write_json(self.out / "history.json", {
             **self.history.to_dict(), "epochs": self.epochs_done,
             "batches_per_epoch": batches_per_epoch(self.cfg, len(self.data[0][0])),
-            **metrics})
+            "test_accuracy": metrics["test_accuracy"], "test_loss": test_loss,
+            "train_seconds": self.train_seconds})
         files = ["model.npz", "history.json"]
         if plots:
             files += self.plot(x_test, y_test, probs, confusion, metrics["test_accuracy"])

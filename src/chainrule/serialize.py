@@ -88,8 +88,9 @@ def save(
     from . import __version__
 
     path = resolve_model_path(path)
+    # np.asarray, not np.ascontiguousarray: the latter turns 0-d step counters into shape (1,)
     arrays: dict[str, np.ndarray] = {
-        name: np.ascontiguousarray(a) for name, a in model.state_dict().items()
+        name: np.asarray(a, order="C") for name, a in model.state_dict().items()
     }
     optim_meta = None
     if optimizer is not None:
@@ -98,7 +99,7 @@ def save(
         for i, slot_arrays in enumerate(state["state"]):
             slots.append(sorted(slot_arrays))
             for slot, a in slot_arrays.items():
-                arrays[f"{OPTIM_PREFIX}{i}.{slot}"] = np.ascontiguousarray(a)
+                arrays[f"{OPTIM_PREFIX}{i}.{slot}"] = np.asarray(a, order="C")
         optim_meta = {
             "type": type(optimizer).__name__,
             "param_groups": state["param_groups"],
@@ -135,11 +136,21 @@ def _read_npz(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if path.is_dir():
         raise _error(path, f"folder without a {MODEL_FILENAME}", "pass a training run folder")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        fix = "check the file's permissions"
+        raise _error(path, f"cannot read it ({exc.strerror})", fix) from exc
+    if magic.startswith(b"\x93NUMPY"):
+        raise _error(path, "a single .npy array, not a chainrule model file (.npz)")
+    if not magic.startswith(b"PK"):
+        raise _error(path, "not a chainrule model file (not an .npz archive)")
+    try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise _error(path, f"not a readable .npz file ({_short(exc)})") from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise _error(path, "a single .npy array, not a chainrule model file (.npz)")
+        raise _error(path, f"corrupt or truncated .npz file ({_short(exc)})") from exc
+    if not isinstance(npz, np.lib.npyio.NpzFile):  # pragma: no cover - magic checked above
+        raise _error(path, "not a chainrule model file (not an .npz archive)")
     arrays: dict[str, np.ndarray] = {}
     with npz:
         if META_KEY not in npz.files:

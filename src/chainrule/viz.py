@@ -172,7 +172,8 @@ def plot_weights(model: Module, path: str | os.PathLike, max_tiles: int = 128) -
     scale = np.abs(tiles).reshape(len(tiles), -1).max(axis=1)
     tiles = tiles / np.maximum(scale, 1e-12)[:, None, None]
     grid = _tile_grid(tiles, cols=16 if len(tiles) > 64 else None)
-    fig = Figure(figsize=(min(12, 1 + grid.shape[1] / 18), min(10, 1 + grid.shape[0] / 18)))
+    inch = max(1 / 18, 0.5 / tiles.shape[1])  # a 3×3 kernel gets as much room as a digit
+    fig = Figure(figsize=(min(12, 1 + grid.shape[1] * inch), min(10, 1 + grid.shape[0] * inch)))
     ax = fig.add_subplot()
     ax.imshow(grid, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -203,7 +204,9 @@ def plot_mistakes(
     names = list(class_names) if class_names is not None else [str(i) for i in range(10)]
     cols = 8
     rows = max(1, math.ceil(len(idx) / cols))
-    fig = Figure(figsize=(cols * 1.15, rows * 1.35 + 0.4))
+    long_names = max(len(n) for n in names) > 3
+    width, height = (1.35, 1.55) if long_names else (1.15, 1.35)
+    fig = Figure(figsize=(cols * width, rows * height + 0.4))
     if len(idx) == 0:
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "no mistakes on the test set", ha="center", va="center")
@@ -212,7 +215,8 @@ def plot_mistakes(
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(images[i].reshape(28, 28), cmap="gray_r", vmin=0, vmax=1)
         p = probabilities[i]
-        ax.set_title(f"{names[labels[i]]} → {names[p.argmax()]} ({p.max():.0%})", fontsize=7)
+        sep = "\n" if long_names else " "
+        ax.set_title(f"{names[labels[i]]}{sep}→ {names[p.argmax()]} ({p.max():.0%})", fontsize=7)
         ax.set_axis_off()
     fig.suptitle(f"worst {len(idx)} mistakes (true → predicted, confidence)", fontsize=9)
     return save_figure(fig, path)
