@@ -72,9 +72,9 @@ class Dense(Module):
                 f"Dense({self.in_features}, {self.out_features}).backward: expected grad of "
                 f"shape ({x.shape[0]}, {self.out_features}), got {tuple(grad_out.shape)}"
             )
-        self.weight.grad += grad_out.T @ x
+        self.weight.add_matmul(grad_out.T, x)
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=0)
+            self.bias.add_sum(grad_out, axis=0)
         return grad_out @ self.weight.data if input_grad else None
 
     def config(self) -> dict:

@@ -19,14 +19,52 @@ MODULE_REGISTRY: dict[str, type[Module]] = {}
 
 
 class Parameter:
-    """A trainable array and the gradient of the loss with respect to it (same shape)."""
+    """A trainable array and the gradient of the loss with respect to it (same shape).
 
-    __slots__ = ("data", "grad", "name")
+    `zero_grad()` only marks the gradient as zero; the array is cleared when next read, or
+    simply overwritten by the first `add_matmul`/`add_sum` of the next backward pass. That
+    saves a clear and an add over every weight on every training step (like PyTorch's
+    `set_to_none`), while `p.grad` still always reads as the true accumulated gradient.
+    """
+
+    __slots__ = ("data", "_grad", "_grad_is_zero", "name")
 
     def __init__(self, data: np.ndarray, name: str = "") -> None:
         self.data = data
-        self.grad = np.zeros_like(data)
+        self._grad = np.zeros_like(data)
+        self._grad_is_zero = False
         self.name = name
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_is_zero:
+            self._grad.fill(0)
+            self._grad_is_zero = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: np.ndarray) -> None:
+        self._grad = value
+        self._grad_is_zero = False
+
+    def zero_grad(self) -> None:
+        self._grad_is_zero = True
+
+    def add_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
+        """grad += a @ b (written straight into grad when it is zero)."""
+        if self._grad_is_zero:
+            np.matmul(a, b, out=self._grad)
+            self._grad_is_zero = False
+        else:
+            self._grad += a @ b
+
+    def add_sum(self, g: np.ndarray, axis: int | tuple[int, ...] = 0) -> None:
+        """grad += g summed over `axis` (written straight into grad when it is zero)."""
+        if self._grad_is_zero:
+            np.sum(g, axis=axis, out=self._grad)
+            self._grad_is_zero = False
+        else:
+            self._grad += g.sum(axis=axis)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -93,7 +131,7 @@ class Module:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad.fill(0)
+            p.zero_grad()
 
     def train(self, mode: bool = True) -> Module:
         self.training = mode
