@@ -3,17 +3,20 @@
 A convolution is a matrix product in disguise (im2col): copy every kh×kw patch of the
 (padded) input into a column of a matrix `cols` of shape (C·kh·kw, N·Ho·Wo), and then
     Y = W₂ · cols        with W₂ = weight reshaped to (O, C·kh·kw),   Y: (O, N·Ho·Wo)
-is one big GEMM that BLAS runs at full speed. The backward pass is two more GEMMs,
+is one big GEMM for the whole batch, which BLAS runs at full speed (a row of ones appended
+to `cols` adds the bias in the same product). The backward pass is two more GEMMs,
     dW₂ = dY · colsᵀ     and     dcols = W₂ᵀ · dY,
 then col2im adds each column of dcols back onto the input pixels it was copied from.
 Both copies loop over the kh·kw kernel offsets (9 for a 3×3 kernel), never over pixels or
-images: offset (i, j) of every patch is one strided slice of the input.
-See docs/conv.md for the shapes drawn out.
+images: offset (i, j) of every patch is one strided view of the input.
+docs/conv.md draws the shapes and explains the memory layout (channel-major) and the
+"wide" columns that make those copies fast.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .init import initialize
 from .module import DEFAULT_DTYPE, Module, Parameter, resolve_rng
@@ -27,7 +30,9 @@ def _pair(value, what: str, layer: str, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints → (a, b), each ≥ minimum."""
     pair = (value, value) if np.ndim(value) == 0 else tuple(value)
     if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
-        raise ValueError(f"{layer}: {what} must be an int ≥ {minimum} or a pair of them, got {value!r}")
+        raise ValueError(
+            f"{layer}: {what} must be an int ≥ {minimum} or a pair of them, got {value!r}"
+        )
     return int(pair[0]), int(pair[1])
 
 
@@ -67,6 +72,16 @@ def output_size(
     return sizes[0], sizes[1]
 
 
+def _like(a: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """`a`, copied if needed so its memory runs in the same axis order as `template`'s
+    (elementwise ops on arrays of mixed layouts iterate slowly)."""
+    if np.array_equal(np.argsort(a.strides), np.argsort(template.strides)):
+        return a
+    out = np.empty_like(template, dtype=a.dtype)
+    out[...] = a
+    return out
+
+
 def _window(x: np.ndarray, i: int, j: int, stride: tuple, out: tuple) -> np.ndarray:
     """x[:, :, i + s·a, j + s·b] for a < Ho, b < Wo: kernel offset (i, j) of every window."""
     (sh, sw), (ho, wo) = stride, out
@@ -96,9 +111,11 @@ class Conv2D(Module):
         seed: int | None = None,
         dtype=DEFAULT_DTYPE,
     ) -> None:
-        if int(in_channels) != in_channels or int(out_channels) != out_channels or min(
-            in_channels, out_channels
-        ) < 1:
+        if (
+            int(in_channels) != in_channels
+            or int(out_channels) != out_channels
+            or min(in_channels, out_channels) < 1
+        ):
             raise ValueError(
                 f"Conv2D: in_channels and out_channels must be ints ≥ 1, got {in_channels}, "
                 f"{out_channels}"
@@ -111,53 +128,87 @@ class Conv2D(Module):
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(initialize(init, shape, resolve_rng(rng, seed), self.dtype))
         self.bias = Parameter(np.zeros(self.out_channels, self.dtype)) if bias else None
-        self._pad_buffer: np.ndarray | None = None  # reused between calls
+        self._pad_buffer: np.ndarray | None = None  # scratch kept between calls
         self._cols_buffer: np.ndarray | None = None
+        self._grad_buffer: np.ndarray | None = None
+        self._cache = self._cols = None
 
     @property
     def _name(self) -> str:
-        return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={_compact(self.kernel_size)})"
+        k = _compact(self.kernel_size)
+        return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={k})"
 
     # ---- im2col / col2im ------------------------------------------------------------------
-    def _padded(self, x: np.ndarray) -> np.ndarray:
-        """x with `padding` zeros around H and W, written into a buffer kept between calls
-        (its border is zero once and stays zero: only the interior is ever written)."""
-        ph, pw = self.padding
-        if ph == pw == 0:
-            return x
+    # Images are handled channel-major, (C, N, H, W), so that every copy below runs over
+    # long contiguous stretches and the GEMM output (O, N·Ho·Wo) is already in that order.
+    # With a horizontal stride of 1 the columns are "wide": each output row is computed for
+    # all Wp padded positions, the last Wp − Wo of them garbage (discarded from y, given zero
+    # gradient). Then kernel offset (i, j) of every window is ONE strided view of the flat
+    # padded image, rows of Wp contiguous values, instead of short rows of Wo values.
+    def _geometry(self, x_shape: tuple, out: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(Hp, Wp, Wc, L): padded size, computed columns per output row, flat image length."""
+        (ph, pw), kw = self.padding, self.kernel_size[1]
+        hp, wp = x_shape[2] + 2 * ph, x_shape[3] + 2 * pw
+        wc = wp if self.stride[1] == 1 else out[1]
+        return hp, wp, wc, hp * wp + kw - 1  # kw − 1 spare zeros: the last wide row overruns
+
+    def _offset_view(self, flat: np.ndarray, i: int, j: int, geo, out) -> np.ndarray:
+        """(C, N, Ho, Wc) view of the padded images `flat` (C, N, L): pixel (s·a + i, s·b + j)
+        for every output position (a, b), i.e. kernel offset (i, j) of every window."""
+        hp, wp, wc, _ = geo
+        if wc == wp:  # wide: stride 1 across, rows of wp values sh·wp apart
+            c, n, _ = flat.shape
+            s0, s1, item = flat.strides[0], flat.strides[1], flat.strides[2]
+            return as_strided(
+                flat[:, :, i * wp + j :],
+                shape=(c, n, out[0], wp),
+                strides=(s0, s1, self.stride[0] * wp * item, item),
+                writeable=True,
+            )
+        img = flat[:, :, : hp * wp].reshape(flat.shape[0], flat.shape[1], hp, wp)
+        return _window(img, i, j, self.stride, out)
+
+    def _padded(self, x: np.ndarray, geo) -> np.ndarray:
+        """The channel-major padded images as a flat (C, N, L) buffer kept between calls: its
+        border is zeroed once and stays zero, as only the interior is ever written."""
         n, c, h, w = x.shape
-        shape = (n, c, h + 2 * ph, w + 2 * pw)
+        (ph, pw), (hp, wp, _, length) = self.padding, geo
         buf = self._pad_buffer
-        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
-            buf = self._pad_buffer = np.zeros(shape, x.dtype)
-        buf[:, :, ph : ph + h, pw : pw + w] = x
+        if buf is None or buf.shape != (c, n, length) or buf.dtype != x.dtype:
+            buf = self._pad_buffer = np.zeros((c, n, length), x.dtype)
+        img = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
+        img[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
         return buf
 
-    def _im2col(self, xp: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        """Columns (C·kh·kw, N·Ho·Wo): row (c, i, j) holds kernel offset (i, j) of channel c
-        for every output pixel (n, a, b). One strided copy per kernel offset."""
-        n, c = xp.shape[:2]
-        (kh, kw), (ho, wo) = self.kernel_size, out
-        shape = (c, kh, kw, n, ho, wo)
-        buf = self._cols_buffer
-        if buf is None or buf.shape != shape or buf.dtype != xp.dtype:
-            buf = self._cols_buffer = np.empty(shape, xp.dtype)
-        xt = xp.transpose(1, 0, 2, 3)  # (C, N, Hp, Wp): the copy below then runs in order
+    def _im2col(self, flat: np.ndarray, geo, out) -> np.ndarray:
+        """Columns (C·kh·kw [+ 1], N·Ho·Wc): row (c, i, j) holds kernel offset (i, j) of
+        channel c for every output position (n, a, b); one strided copy per kernel offset.
+        With a bias, a last row of ones folds it into the GEMM (y = [W | b]·[cols; 1])."""
+        c, n, _ = flat.shape
+        kh, kw = self.kernel_size
+        shape = (c, kh, kw, n, out[0], geo[2])
+        rows, m = c * kh * kw + (self.bias is not None), n * out[0] * geo[2]
+        store = self._cols_buffer
+        if store is None or store.shape != (rows, m) or store.dtype != flat.dtype:
+            store = self._cols_buffer = np.empty((rows, m), flat.dtype)
+            store[c * kh * kw :] = 1  # the bias row: written once, never overwritten
+        cols = store[: c * kh * kw].reshape(shape)
         for i in range(kh):
             for j in range(kw):
-                buf[:, i, j] = _window(xt, i, j, self.stride, out)
-        return buf.reshape(c * kh * kw, n * ho * wo)
+                cols[:, i, j] = self._offset_view(flat, i, j, geo, out)
+        return store
 
-    def _col2im(self, dcols: np.ndarray, x_shape: tuple, out: tuple[int, int]) -> np.ndarray:
-        """The adjoint of im2col: add each column entry back onto the pixel it came from."""
+    def _col2im(self, dcols: np.ndarray, x_shape: tuple, geo, out) -> np.ndarray:
+        """The adjoint of im2col: add every column entry back onto the pixel it came from."""
         n, c, h, w = x_shape
-        (kh, kw), (ph, pw), (ho, wo) = self.kernel_size, self.padding, out
-        dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dcols.dtype)  # channel-major, as cols
-        d = dcols.reshape(c, kh, kw, n, ho, wo)
+        (kh, kw), (ph, pw), (hp, wp, wc, length) = self.kernel_size, self.padding, geo
+        dflat = np.zeros((c, n, length), dcols.dtype)  # fresh: dx is returned as its view
+        d = dcols.reshape(c, kh, kw, n, out[0], wc)
         for i in range(kh):
             for j in range(kw):
-                _window(dxp, i, j, self.stride, out)[...] += d[:, i, j]
-        return dxp[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+                self._offset_view(dflat, i, j, geo, out)[...] += d[:, i, j]
+        dimg = dflat[:, :, : hp * wp].reshape(c, n, hp, wp)
+        return dimg[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
 
     # ---- forward / backward ---------------------------------------------------------------
     def _check(self, x: np.ndarray) -> tuple[int, int]:
@@ -173,43 +224,67 @@ class Conv2D(Module):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         n = x.shape[0]
-        w2 = self.weight.data.reshape(self.out_channels, -1)
-        per_image = w2.shape[1] * out[0] * out[1] * x.itemsize
+        per_image = self.weight.data[0].size * out[0] * self._geometry(x.shape, out)[2]
+        per_image *= x.itemsize
         if not self.training and n > 1 and n * per_image > EVAL_COLS_BYTES:
             step = max(1, EVAL_COLS_BYTES // per_image)  # bound memory for big eval batches
-            return np.concatenate([self._forward(x[i : i + step], out, w2) for i in range(0, n, step)])
-        y = self._forward(x, out, w2)
-        self._cache = (x.shape, out)
-        return y
+            parts = [self._forward(x[i : i + step], out) for i in range(0, n, step)]
+            self._cols = self._cache = None  # nothing kept: no backward after this call
+            return np.concatenate(parts)
+        return self._forward(x, out)
 
-    def _forward(self, x: np.ndarray, out: tuple[int, int], w2: np.ndarray) -> np.ndarray:
-        self._cols = cols = self._im2col(self._padded(x), out)
-        y = w2 @ cols  # (O, N·Ho·Wo): one GEMM for the whole batch
+    def _forward(self, x: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        geo = self._geometry(x.shape, out)
+        cols = self._im2col(self._padded(x, geo), geo, out)
+        self._cols, self._cache = cols, (x.shape, geo, out)
+        w = self.weight.data.reshape(self.out_channels, -1)
         if self.bias is not None:
-            y += self.bias.data[:, None]
-        # (O, N, Ho, Wo) → (N, O, Ho, Wo) as a view: the next layer reads it in any order
-        return y.reshape(self.out_channels, x.shape[0], *out).transpose(1, 0, 2, 3)
+            w = np.concatenate([w, self.bias.data[:, None]], axis=1)
+        y = w @ cols  # one GEMM for the whole batch: (O, N·Ho·Wc)
+        # (O, N, Ho, Wc) → drop garbage columns → (N, O, Ho, Wo), channel-major in memory
+        y = y.reshape(self.out_channels, x.shape[0], out[0], geo[2])[:, :, :, : out[1]]
+        if geo[2] != out[1]:
+            y = y.copy()  # compact: the next layer's ufuncs run 2× faster on whole rows
+        return y.transpose(1, 0, 2, 3)
+
+    def _grad_columns(self, grad_out: np.ndarray, geo) -> np.ndarray:
+        """dL/dY laid out like the forward GEMM's output, (O, N·Ho·Wc), zero on garbage."""
+        g = grad_out.transpose(1, 0, 2, 3)  # (O, N, Ho, Wo); free if channel-major already
+        n, ho, wo, wc = g.shape[1], g.shape[2], g.shape[3], geo[2]
+        if wc == wo:
+            return np.ascontiguousarray(g, dtype=self.dtype).reshape(self.out_channels, -1)
+        shape = (self.out_channels, n, ho, wc)
+        buf = self._grad_buffer
+        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
+            buf = self._grad_buffer = np.zeros(shape, self.dtype)  # garbage columns stay 0
+        buf[:, :, :, :wo] = g
+        return buf.reshape(self.out_channels, -1)
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x_shape, out = self._cache
+        if self._cache is None:
+            raise RuntimeError(
+                f"{self._name}.backward: the last forward was a large batch in eval mode, "
+                "run in chunks without keeping the columns; call train() before forward"
+            )
+        x_shape, geo, out = self._cache
         expected = (x_shape[0], self.out_channels, *out)
         if grad_out.shape != expected:
             raise ValueError(
                 f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
                 f"got {_shape_str(grad_out.shape)}"
             )
-        # dY as (O, N·Ho·Wo), the layout of the forward GEMM's output (free if already so)
-        g = np.ascontiguousarray(grad_out.transpose(1, 0, 2, 3), dtype=self.dtype)
-        g = g.reshape(self.out_channels, -1)
-        cols = self._cols
-        # dW₂ = dY · colsᵀ, computed as (cols · dYᵀ)ᵀ: BLAS splits the long N·Ho·Wo sum better
-        self.weight.grad += (cols @ g.T).T.reshape(self.weight.data.shape)
+        g = self._grad_columns(grad_out, geo)
+        # dW₂ = dY · colsᵀ, computed as (cols · dYᵀ)ᵀ, the orientation OpenBLAS runs fastest;
+        # the bias row of ones makes its last row Σ dY = dL/db
+        grads = self._cols @ g.T  # (C·kh·kw [+ 1], O)
+        k = self.weight.data[0].size
+        self.weight.grad += grads[:k].T.reshape(self.weight.data.shape)
         if self.bias is not None:
-            self.bias.grad += g.sum(axis=1)
+            self.bias.grad += grads[k]
         if not input_grad:
             return None
-        dcols = self.weight.data.reshape(self.out_channels, -1).T @ g  # (C·kh·kw, N·Ho·Wo)
-        return self._col2im(dcols, x_shape, out)
+        dcols = self.weight.data.reshape(self.out_channels, -1).T @ g  # (C·kh·kw, N·Ho·Wc)
+        return self._col2im(dcols, x_shape, geo, out)
 
     def config(self) -> dict:
         return {
@@ -222,8 +297,72 @@ class Conv2D(Module):
         }
 
 
+def _along(a: np.ndarray, axis: int, i: int, stride: int, n: int) -> np.ndarray:
+    """Offset i of n windows along `axis`: a[..., i + stride·t, ...] for t < n (a view)."""
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(i, i + stride * (n - 1) + 1, stride)
+    return a[tuple(index)]
+
+
+def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
+    """Max over windows of k along one axis, and the winning offset (the first on ties).
+
+    Offset t takes over only when strictly greater than the running max, so the winner is
+    the largest t that beat it: arg = max_t t·[a_t > running max]. Results follow a's
+    memory layout (ufuncs allocate in order "K"), which may be channel-major.
+    """
+    if k == 1:
+        return _along(a, axis, 0, s, n), None
+
+    def offset(t: int) -> np.ndarray:
+        v = _along(a, axis, t, s, n)
+        # np.maximum is not vectorised on strided rows (3× slower than on contiguous ones),
+        # but a copy is: gather the offset's columns first when they are not contiguous
+        return v.copy(order="K") if axis == a.ndim - 1 and s > 1 else v
+
+    first, second = offset(0), offset(1)
+    arg = np.greater(second, first).view(np.uint8)
+    y = np.maximum(first, second, out=first if first.base is None else None)
+    for t in range(2, k):
+        v = offset(t)
+        arg = np.maximum(arg, (v > y) * np.uint8(t))
+        np.maximum(y, v, out=y)
+    return y, arg
+
+
+def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int):
+    """The adjoint of `_max_along`: each gradient entry goes back to its winning offset.
+
+    `like` gives the input's shape and memory layout. Non-overlapping windows that tile
+    the axis (k == s) are assigned without zero-filling; overlapping ones accumulate.
+    """
+    n, tiles = g.shape[axis], k == s and like.shape[axis] == k * g.shape[axis]
+    if k == 1 and tiles:
+        return g
+    d = (np.empty_like if tiles else np.zeros_like)(like, dtype=g.dtype)
+    if k == 1:
+        _along(d, axis, 0, s, n)[...] = g
+    elif k == 2 and tiles:  # arg ∈ {0, 1}: g·arg to the second, the rest to the first
+        second = np.multiply(g, arg, out=_along(d, axis, 1, s, n))
+        np.subtract(g, second, out=_along(d, axis, 0, s, n))
+    else:
+        for t in range(k):
+            win = _along(d, axis, t, s, n)
+            if tiles:
+                np.multiply(g, arg == t, out=win)
+            else:
+                win += g * (arg == t)
+    return d
+
+
 class _Pool2D(Module):
-    """Shared shape logic of MaxPool2D and AvgPool2D (no padding; stride defaults to kernel)."""
+    """Shared shape logic of MaxPool2D and AvgPool2D (no padding; stride defaults to kernel).
+
+    Both are separable: a window's max (or sum) over kh×kw is the max (sum) over kh rows
+    of the max (sum) over kw columns. So each runs one pass along W, then one along H, each
+    a loop over the kernel offsets of elementwise ops on strided views (no loop over
+    pixels). For the usual 2×2 pool that is 2 ufunc calls per pass.
+    """
 
     def __init__(self, kernel_size, stride=None) -> None:
         name = type(self).__name__
@@ -232,12 +371,8 @@ class _Pool2D(Module):
 
     @property
     def _name(self) -> str:
-        return f"{type(self).__name__}({_compact(self.kernel_size)}, stride={_compact(self.stride)})"
-
-    @property
-    def _tiles(self) -> bool:
-        """Non-overlapping windows (kernel == stride): the fast reshape path applies."""
-        return self.kernel_size == self.stride
+        k, s = _compact(self.kernel_size), _compact(self.stride)
+        return f"{type(self).__name__}({k}, stride={s})"
 
     def _check(self, x: np.ndarray) -> tuple[int, int]:
         if x.ndim != 4:
@@ -246,14 +381,12 @@ class _Pool2D(Module):
             )
         return output_size(self._name, x.shape, self.kernel_size, self.stride)
 
-    def _offsets(self):
-        kh, kw = self.kernel_size
-        return [(i, j) for i in range(kh) for j in range(kw)]
-
-    def _blocks(self, a: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        """Tiles as a view (N, C, Ho, kh, Wo, kw) of a (N, C, H, W) array (kernel == stride)."""
-        (kh, kw), (ho, wo) = self.kernel_size, out
-        return a.reshape(a.shape[0], a.shape[1], ho, kh, wo, kw)
+    def _check_grad(self, grad_out: np.ndarray, expected: tuple) -> None:
+        if grad_out.shape != expected:
+            raise ValueError(
+                f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
+                f"got {_shape_str(grad_out.shape)}"
+            )
 
     def config(self) -> dict:
         return {"kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride)}
@@ -264,46 +397,28 @@ class MaxPool2D(_Pool2D):
 
     Backward routes each output's gradient to the input that was the maximum (the first one
     in row-major window order on ties, as PyTorch does); every other input gets 0.
-    The forward keeps, per output, the index of the winning kernel offset (int8/int16).
+    The forward keeps the winning offset of each pass (uint8), not a mask of the input.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = self._check(x)
-        offsets = self._offsets()
-        if not self.training and self._tiles:  # no backward: a plain reduction over tiles
-            self._cache = None
-            return self._blocks(x, out).max(axis=(3, 5))
-        # running max over the kh·kw offsets; `arg` remembers which offset won (strict >,
-        # so the first maximum wins ties)
-        y = _window(x, *offsets[0], self.stride, out).copy()
-        arg = np.zeros(y.shape, np.int8 if len(offsets) < 128 else np.int16)
-        for k, (i, j) in enumerate(offsets[1:], start=1):
-            v = _window(x, i, j, self.stride, out)
-            np.copyto(arg, k, where=v > y)
-            np.maximum(y, v, out=y)
-        self._cache = (x.shape, out, arg)
-        return y
+        (ho, wo), (kh, kw), (sh, sw) = self._check(x), self.kernel_size, self.stride
+        rows, col_arg = _max_along(x, 3, kw, sw, wo)  # (N, C, H, Wo): max within each row
+        y, row_arg = _max_along(rows, 2, kh, sh, ho)  # (N, C, Ho, Wo): max of the row maxima
+        # the first maximum in row-major order: the top row holding the window's max, and the
+        # leftmost maximum of that row, which is exactly what strict > picks in each pass
+        self._cache = (x, rows, col_arg, row_arg)
+        return y.copy() if row_arg is None and col_arg is None else y  # 1×1: not a view
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise RuntimeError(f"{self._name}.backward: call forward in training mode first")
-        x_shape, out, arg = self._cache
-        if grad_out.shape != arg.shape:
-            raise ValueError(
-                f"{self._name}.backward: expected grad of shape {_shape_str(arg.shape)}, "
-                f"got {_shape_str(grad_out.shape)}"
-            )
+        x, rows, col_arg, row_arg = self._cache
+        out = (rows.shape[0], rows.shape[1], *_out_hw(x, self))
+        self._check_grad(grad_out, out)
         if not input_grad:
             return None
-        tiles_all = self._tiles and x_shape[2:] == (out[0] * self.kernel_size[0], out[1] * self.kernel_size[1])
-        dx = (np.empty if tiles_all else np.zeros)(x_shape, grad_out.dtype)
-        for k, (i, j) in enumerate(self._offsets()):
-            win = _window(dx, i, j, self.stride, out)
-            if tiles_all:  # each input pixel is in exactly one window: assign, no zero-fill
-                np.multiply(grad_out, arg == k, out=win)
-            else:
-                win += grad_out * (arg == k)
-        return dx
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        g = grad_out if row_arg is None else _like(grad_out, row_arg)
+        g_rows = _route_along(g, row_arg, rows, 2, kh, sh)
+        return _route_along(g_rows, col_arg, x, 3, kw, sw)
 
 
 class AvgPool2D(_Pool2D):
@@ -313,39 +428,37 @@ class AvgPool2D(_Pool2D):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        out = self._check(x)
-        self._cache = (x.shape, out)
-        kh, kw = self.kernel_size
-        scale = 1.0 / (kh * kw)
-        if self._tiles and x.shape[2:] == (out[0] * kh, out[1] * kw):
-            return self._blocks(x, out).sum(axis=(3, 5)) * np.asarray(scale, x.dtype)
-        offsets = self._offsets()
-        y = _window(x, *offsets[0], self.stride, out).copy()
-        for i, j in offsets[1:]:
-            y += _window(x, i, j, self.stride, out)
-        y *= np.asarray(scale, x.dtype)
+        (ho, wo), (kh, kw), (sh, sw) = self._check(x), self.kernel_size, self.stride
+        rows = _along(x, 3, 0, sw, wo).copy(order="K")
+        for t in range(1, kw):
+            rows += _along(x, 3, t, sw, wo)
+        y = _along(rows, 2, 0, sh, ho).copy(order="K")
+        for t in range(1, kh):
+            y += _along(rows, 2, t, sh, ho)
+        y *= np.asarray(1.0 / (kh * kw), y.dtype)
+        self._cache = (x, rows)
         return y
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x_shape, out = self._cache
-        expected = (x_shape[0], x_shape[1], *out)
-        if grad_out.shape != expected:
-            raise ValueError(
-                f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
-                f"got {_shape_str(grad_out.shape)}"
-            )
+        x, rows = self._cache
+        out = (x.shape[0], x.shape[1], *_out_hw(x, self))
+        self._check_grad(grad_out, out)
         if not input_grad:
             return None
-        kh, kw = self.kernel_size
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         g = grad_out * np.asarray(1.0 / (kh * kw), grad_out.dtype)
-        if self._tiles and x_shape[2:] == (out[0] * kh, out[1] * kw):
-            dx = np.empty(x_shape, g.dtype)
-            self._blocks(dx, out)[...] = g[:, :, :, None, :, None]
-            return dx
-        dx = np.zeros(x_shape, g.dtype)
-        for i, j in self._offsets():
-            _window(dx, i, j, self.stride, out)[...] += g
+        g_rows = np.zeros_like(rows, dtype=g.dtype)
+        for t in range(kh):
+            _along(g_rows, 2, t, sh, g.shape[2])[...] += g
+        dx = np.zeros_like(x, dtype=g.dtype)
+        for t in range(kw):
+            _along(dx, 3, t, sw, g.shape[3])[...] += g_rows
         return dx
+
+
+def _out_hw(x: np.ndarray, pool: _Pool2D) -> tuple[int, int]:
+    (kh, kw), (sh, sw) = pool.kernel_size, pool.stride
+    return (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
 
 
 class BatchNorm2d(Module):

@@ -1,0 +1,185 @@
+"""One training epoch of the default CNN in chainrule and in PyTorch (CPU), same threads.
+
+    python bench/bench_cnn.py                  # 8,000 mnist-10k training images, batch 128
+    python bench/bench_cnn.py --profile        # plus a cProfile of one chainrule epoch
+
+Both frameworks train the same network (conv 1→32 3×3 → ReLU → maxpool 2 → conv 32→64 →
+ReLU → maxpool 2 → dense 3136→128 → ReLU → dropout 0.25 → dense 128→10) with SGD + momentum
+on the same images, the same batch size and the same number of threads
+(`threadpoolctl.threadpool_limits` for NumPy's BLAS, `torch.set_num_threads` for torch).
+
+The machine may be shared, and a busy neighbour slows whichever framework runs at that
+moment. So the two run *interleaved*: `--block` batches of chainrule, the same batches in
+torch, the next block, and so on through the epoch; each framework's epoch time is the sum
+of its own batches. `--rounds` such epochs are run and the best counts. The last line is
+    ratio cnn_epoch <chainrule seconds / torch seconds>
+
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, pick a slower OpenBLAS kernel than the one it
+detects; the bench re-executes itself once without them (before NumPy is imported) and prints
+the kernel that actually runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+if any(k in os.environ for k in _BLAS_OVERRIDES) and "--keep-blas-env" not in sys.argv:
+    env = {k: v for k, v in os.environ.items() if k not in _BLAS_OVERRIDES}
+    env["CHAINRULE_BENCH_UNSET"] = ",".join(k for k in _BLAS_OVERRIDES if k in os.environ)
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
+
+import chainrule as cr  # noqa: E402
+
+
+def get_data(n: int, synthetic: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    if not synthetic:
+        try:
+            (x, y), _ = cr.data.load("mnist-10k")
+            if n <= len(x):
+                return x[:n], y[:n], f"mnist-10k training images ({n:,})"
+        except Exception as exc:  # noqa: BLE001 - fall back to synthetic data
+            print(f"(mnist-10k unavailable: {exc}; using synthetic images)")
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    return x, y, f"synthetic uniform images ({n:,})"
+
+
+def chainrule_step(channels: tuple[int, int]):
+    """A function training the chainrule CNN on one batch (what `cr.fit` does per batch)."""
+    model = cr.models.cnn(seed=0, channels=channels)
+    opt = cr.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    loss_fn = cr.SoftmaxCrossEntropy()
+    model.train()
+
+    def step(xb: np.ndarray, yb: np.ndarray) -> None:
+        opt.zero_grad()
+        loss_fn(model(xb), yb)
+        model.backward(loss_fn.backward(), input_grad=False)
+        opt.step()
+
+    return step
+
+
+def torch_step(channels: tuple[int, int]):
+    """The same network and update in PyTorch."""
+    import torch
+    import torch.nn as nn
+
+    torch.manual_seed(0)
+    c1, c2 = channels
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 28)),
+        nn.Conv2d(1, c1, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * 49, 128),
+        nn.ReLU(),
+        nn.Dropout(0.25),
+        nn.Linear(128, 10),
+    )
+    opt = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> None:
+        opt.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        opt.step()
+
+    return step
+
+
+def interleaved_epoch(steps: dict, data: dict, batch_size: int, block: int) -> dict[str, float]:
+    """Seconds each framework spends on one epoch, run `block` batches at a time in turn."""
+    n = len(next(iter(data.values()))[0])
+    starts = list(range(0, n, batch_size))
+    spent = dict.fromkeys(steps, 0.0)
+    for b in range(0, len(starts), block):
+        for name, step in steps.items():
+            x, y = data[name]
+            t0 = time.perf_counter()
+            for i in starts[b : b + block]:
+                step(x[i : i + batch_size], y[i : i + batch_size])
+            spent[name] += time.perf_counter() - t0
+    return spent
+
+
+def print_blas() -> None:
+    unset = os.environ.get("CHAINRULE_BENCH_UNSET")
+    if unset:
+        print(f"unset for this run: {unset}")
+    for info in threadpool_info():
+        print(
+            f"numpy {info['user_api']}: {info['internal_api']} {info.get('version')} "
+            f"kernel={info.get('architecture', '?')} threads={info['num_threads']} "
+            f"({os.path.basename(info['filepath'])})"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=8000)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2, help="epochs per framework (best counts)")
+    ap.add_argument("--block", type=int, default=5, help="batches per turn when interleaving")
+    ap.add_argument("--channels", type=int, nargs=2, default=(32, 64))
+    ap.add_argument("--synthetic", action="store_true", help="random images, not mnist-10k")
+    ap.add_argument("--profile", action="store_true", help="cProfile one chainrule epoch")
+    ap.add_argument("--keep-blas-env", action="store_true", help="do not unset OPENBLAS_*")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    x, y, what = get_data(args.images, args.synthetic)
+    channels = tuple(args.channels)
+    print(f"data: {what}, batch {args.batch_size}, {args.threads} threads, channels {channels}")
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        print_blas()
+    print(
+        f"torch {torch.__version__}: {torch.get_num_threads()} threads, "
+        f"mkldnn={torch.backends.mkldnn.is_available()}"
+    )
+
+    steps = {"chainrule": chainrule_step(channels), "torch": torch_step(channels)}
+    data = {"chainrule": (x, y), "torch": (torch.from_numpy(x), torch.from_numpy(y))}
+    rounds: list[dict[str, float]] = []
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        warm = 4 * args.batch_size  # buffers, BLAS and OpenMP thread pools
+        interleaved_epoch(steps, {k: (a[:warm], b[:warm]) for k, (a, b) in data.items()},
+                          args.batch_size, args.block)  # fmt: skip
+        for _ in range(args.rounds):
+            rounds.append(interleaved_epoch(steps, data, args.batch_size, args.block))
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.runcall(interleaved_epoch, {"chainrule": steps["chainrule"]}, data,
+                         args.batch_size, args.block)  # fmt: skip
+            pstats.Stats(prof).sort_stats("tottime").print_stats(15)
+
+    best = {name: min(r[name] for r in rounds) for name in steps}
+    print(f"\n{'framework':<10} {'epoch s':>8} {'images/s':>9}   every round (s)")
+    for name in steps:
+        every = " ".join(f"{r[name]:.2f}" for r in rounds)
+        print(f"{name:<10} {best[name]:8.2f} {len(x) / best[name]:9,.0f}   {every}")
+    print(f"ratio cnn_epoch {best['chainrule'] / best['torch']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
