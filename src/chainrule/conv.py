@@ -21,8 +21,8 @@ from numpy.lib.stride_tricks import as_strided
 from .init import initialize
 from .module import DEFAULT_DTYPE, Module, Parameter, resolve_rng
 
-# In eval mode a forward pass needs no columns afterwards, so a big batch is convolved in
-# chunks whose column matrix stays under this many bytes (memory, not speed, is the limit).
+# In eval mode a forward pass keeps nothing for backward, so a big batch is convolved in
+# chunks whose scratch (columns + GEMM output) stays under this many bytes.
 EVAL_COLS_BYTES = 64 * 2**20
 
 
@@ -223,15 +223,20 @@ class Conv2D(Module):
         out = self._check(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        n = x.shape[0]
-        per_image = self.weight.data[0].size * out[0] * self._geometry(x.shape, out)[2]
+        n, o = x.shape[0], self.out_channels
+        # scratch per image: the columns and the GEMM's (wide) output
+        per_image = (self.weight.data[0].size + 1 + o) * out[0] * self._geometry(x.shape, out)[2]
         per_image *= x.itemsize
-        if not self.training and n > 1 and n * per_image > EVAL_COLS_BYTES:
-            step = max(1, EVAL_COLS_BYTES // per_image)  # bound memory for big eval batches
-            parts = [self._forward(x[i : i + step], out) for i in range(0, n, step)]
-            self._cols = self._cache = None  # nothing kept: no backward after this call
-            return np.concatenate(parts)
-        return self._forward(x, out)
+        if self.training or n == 1 or n * per_image <= EVAL_COLS_BYTES:
+            return self._forward(x, out)
+        # eval: nothing is kept for a backward pass, so bound the scratch memory of a big
+        # batch by convolving it in chunks, straight into the (channel-major) result
+        step = max(1, EVAL_COLS_BYTES // per_image)
+        y = np.empty((o, n, *out), self.dtype)
+        for i in range(0, n, step):
+            y[:, i : i + step] = self._forward(x[i : i + step], out).transpose(1, 0, 2, 3)
+        self._cols = self._cache = None  # no backward after this call
+        return y.transpose(1, 0, 2, 3)
 
     def _forward(self, x: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         geo = self._geometry(x.shape, out)
