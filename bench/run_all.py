@@ -23,9 +23,13 @@ ROOT = HERE.parent
 
 BENCHES = {
     # name: (script, full args, quick args)
-    "mlp": ("bench_mlp.py", [], ["--samples", "20000", "--repeat", "2"]),
-    "scalar": ("bench_scalar.py", [], ["--quick"]),
-    "cnn": ("bench_cnn.py", [], ["--quick"]),
+    "mlp": (
+        "bench_mlp.py",
+        ["--threads", "1"],
+        ["--samples", "20000", "--repeat", "2", "--threads", "1"],
+    ),
+    "scalar": ("bench_scalar.py", [], ["--repeats", "3", "--chain-n", "200000"]),
+    "cnn": ("bench_cnn.py", [], ["--images", "2000", "--rounds", "1"]),
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
 }
 

@@ -20,6 +20,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from .init import initialize
 from .module import DEFAULT_DTYPE, Module, Parameter, resolve_rng
+from .regularization import BatchNorm1d
 
 # In eval mode a forward pass keeps nothing for backward, so a big batch is convolved in
 # chunks whose scratch (columns + GEMM output) stays under this many bytes.
@@ -466,7 +467,7 @@ def _out_hw(x: np.ndarray, pool: _Pool2D) -> tuple[int, int]:
     return (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
 
 
-class BatchNorm2d(Module):
+class BatchNorm2d(BatchNorm1d):
     """Normalize each channel over the batch and the image: y = γ·x̂ + β, per channel.
 
     Shapes: x (N, C, H, W) → y (N, C, H, W); weight γ and bias β (C,); statistics over
@@ -478,97 +479,11 @@ class BatchNorm2d(Module):
         dβ = Σg,   dγ = Σ g·x̂,   dx = γ/(n·√(σ²_B + ε)) · (n·g − dβ − x̂·dγ)
     """
 
-    _buffer_names = ("running_mean", "running_var")
-    _axes, _view = (0, 2, 3), (1, -1, 1, 1)
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float = 0.1,
-        affine: bool = True,
-        dtype=DEFAULT_DTYPE,
-    ) -> None:
-        if int(num_features) != num_features or num_features < 1:
-            raise ValueError(f"BatchNorm2d: num_features must be an int ≥ 1, got {num_features}")
-        if not float(eps) > 0:
-            raise ValueError(f"BatchNorm2d: eps must be > 0, got {eps}")
-        if not 0 <= float(momentum) <= 1:
-            raise ValueError(f"BatchNorm2d: momentum must be in [0, 1], got {momentum}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
-        self.affine, self.dtype = bool(affine), np.dtype(dtype)
+    def _axes_and_view(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
         c = self.num_features
-        self.weight = Parameter(np.ones(c, self.dtype)) if affine else None
-        self.bias = Parameter(np.zeros(c, self.dtype)) if affine else None
-        self.running_mean = np.zeros(c, self.dtype)
-        self.running_var = np.ones(c, self.dtype)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        c, axes, view = self.num_features, self._axes, self._view
         if x.ndim != 4 or x.shape[1] != c:
             raise ValueError(
                 f"BatchNorm2d({c}): expected input of shape (N, {c}, H, W), "
                 f"got {_shape_str(x.shape)}"
             )
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        n = x.size // c
-        if self.training:
-            if n < 2:
-                raise ValueError(
-                    f"BatchNorm2d({c}): training needs more than one value per channel "
-                    f"(got input {_shape_str(x.shape)}); use a bigger batch or call eval()"
-                )
-            mean = x.mean(axis=axes)
-            xhat = x - mean.reshape(view)
-            var = np.mean(np.square(xhat), axis=axes)
-            m = self.momentum
-            self.running_mean *= 1 - m
-            self.running_mean += m * mean
-            self.running_var *= 1 - m
-            self.running_var += (m * n / (n - 1)) * var
-        else:
-            xhat = x - self.running_mean.reshape(view)
-            var = self.running_var
-        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)
-        xhat *= inv_std.reshape(view)
-        self._cache = (xhat, inv_std, self.training)
-        if not self.affine:
-            return xhat
-        y = xhat * self.weight.data.reshape(view)
-        y += self.bias.data.reshape(view)
-        return y
-
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        xhat, inv_std, training = self._cache
-        axes, view = self._axes, self._view
-        if grad_out.shape != xhat.shape:
-            raise ValueError(
-                f"BatchNorm2d({self.num_features}).backward: expected grad of shape "
-                f"{_shape_str(xhat.shape)}, got {_shape_str(grad_out.shape)}"
-            )
-        dbias = grad_out.sum(axis=axes)
-        dweight = np.sum(grad_out * xhat, axis=axes)
-        if self.affine:
-            self.weight.grad += dweight
-            self.bias.grad += dbias
-        if not input_grad:
-            return None
-        scale = inv_std if not self.affine else self.weight.data * inv_std
-        if not training:  # running statistics are constants: dx = g·γ/√(running_var + ε)
-            return grad_out * scale.reshape(view)
-        n = xhat.size // self.num_features
-        # dx = γ/(n·σ) · (n·g − Σg − x̂·Σ(g·x̂)): the batch mean and variance depend on x too
-        dx = grad_out * np.asarray(n, grad_out.dtype)
-        dx -= dbias.reshape(view)
-        dx -= xhat * dweight.reshape(view)
-        dx *= (scale / n).reshape(view)
-        return dx
-
-    def config(self) -> dict:
-        return {
-            "num_features": self.num_features,
-            "eps": self.eps,
-            "momentum": self.momentum,
-            "affine": self.affine,
-        }
+        return (0, 2, 3), (1, -1, 1, 1)

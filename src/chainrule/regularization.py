@@ -90,11 +90,11 @@ class BatchNorm1d(Module):
         dtype=DEFAULT_DTYPE,
     ) -> None:
         if int(num_features) != num_features or num_features < 1:
-            raise ValueError(f"BatchNorm1d: num_features must be ≥ 1, got {num_features}")
+            raise ValueError(f"{type(self).__name__}: num_features must be ≥ 1, got {num_features}")
         if not float(eps) > 0:
-            raise ValueError(f"BatchNorm1d: eps must be > 0, got {eps}")
+            raise ValueError(f"{type(self).__name__}: eps must be > 0, got {eps}")
         if not 0 <= float(momentum) <= 1:
-            raise ValueError(f"BatchNorm1d: momentum must be in [0, 1], got {momentum}")
+            raise ValueError(f"{type(self).__name__}: momentum must be in [0, 1], got {momentum}")
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.affine, self.dtype = bool(affine), np.dtype(dtype)
         c = self.num_features
@@ -122,7 +122,7 @@ class BatchNorm1d(Module):
         if self.training:
             if n < 2:
                 raise ValueError(
-                    "BatchNorm1d: training needs more than one value per channel "
+                    f"{type(self).__name__}: training needs more than one value per channel "
                     f"(got input {tuple(x.shape)}); use a batch of ≥ 2 or call eval()"
                 )
             mean = x.mean(axis=axes)
@@ -149,7 +149,7 @@ class BatchNorm1d(Module):
         xhat, inv_std, axes, view, training = self._cache
         if grad_out.shape != xhat.shape:
             raise ValueError(
-                f"BatchNorm1d.backward: expected grad of shape {xhat.shape}, "
+                f"{type(self).__name__}.backward: expected grad of shape {xhat.shape}, "
                 f"got {tuple(grad_out.shape)}"
             )
         dbias = grad_out.sum(axis=axes)
