@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         f"mkldnn={torch.backends.mkldnn.is_available()}"
     )
 
+    load_before = os.getloadavg()[0]
     steps = {"chainrule": chainrule_step(channels), "torch": torch_step(channels)}
     data = {"chainrule": (x, y), "torch": (torch.from_numpy(x), torch.from_numpy(y))}
     rounds: list[dict[str, float]] = []
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
                          args.batch_size, args.block)  # fmt: skip
             pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
+    # other processes busy on the same cores slow OpenBLAS's threads (which spin-wait for
+    # each other) far more than torch's: the load before the run says whether that was so
+    print(f"1-minute load average before the run: {load_before:.2f} on {os.cpu_count()} CPUs")
     best = {name: min(r[name] for r in rounds) for name in steps}
     print(f"\n{'framework':<10} {'epoch s':>8} {'images/s':>9}   every round (s)")
     for name in steps:

@@ -45,7 +45,7 @@ def run(name: str, quick: bool) -> tuple[str, dict[str, float | None]]:
     out = proc.stdout + (f"\n[stderr]\n{proc.stderr[-2000:]}" if proc.returncode else "")
     print(out, flush=True)
     ratios = {}
-    for m in re.finditer(r"^ratio (\S+) (\S+)$", proc.stdout, re.M):
+    for m in re.finditer(r"^ratio (\S+) (\S+)", proc.stdout, re.M):
         ratios[m.group(1)] = None if m.group(2) == "n/a" else float(m.group(2))
     return out, ratios
 
