@@ -143,7 +143,7 @@ def build_parser() -> Parser:
                    metavar="NAME", help="hidden activation: " + ", ".join(sorted(ACTIVATION_LAYERS))
                    + " (default relu)")
     t.add_argument("--epochs", type=positive_int, help="passes over the training data "
-                   "(default 30 for mlp, 8 for cnn; with --resume: the new total)")
+                   "(default 30 for mlp, 12 for cnn; with --resume: the new total)")
     t.add_argument("--batch-size", type=batch_size, metavar="N|full",
                    help="examples per step: 1 = stochastic, 0 or full = full batch (default 64)")
     t.add_argument("--batches", type=positive_int, metavar="N",
@@ -266,7 +266,7 @@ TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches",
                "rotate", "val_size", "seed")
 
 
-CNN_EPOCHS = 8  # a CNN epoch costs ~30 MLP epochs of arithmetic
+CNN_EPOCHS = 12  # a CNN epoch costs ~30 MLP epochs of arithmetic
 
 
 def train_config(args):
