@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from chainrule.activations import ACTIVATIONS, DERIVATIVES
-from chainrule.demos.gradient_descent import atomic_path
+from chainrule.data._atomic import atomic_path
 
 __all__ = ["NAMES", "TABLE_X", "evaluate", "derivative_error", "table", "plot", "main"]
 

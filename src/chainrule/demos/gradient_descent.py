@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from chainrule.data._atomic import atomic_path
 
 __all__ = [
     "square",
@@ -32,7 +32,6 @@ __all__ = [
     "surface_grad",
     "descend_1d",
     "descend_2d",
-    "atomic_path",
     "animate_1d",
     "animate_2d",
     "run",
@@ -92,23 +91,6 @@ def descend_2d(grad: Callable, p0: Sequence[float], lr: float, steps: int) -> np
 
 
 # ---- drawing --------------------------------------------------------------------------------
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary file name beside `path` (same suffix, so writers pick the format);
-    rename it over `path` when the block succeeds, delete it when the block raises."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _freeze(fig, ax):
     """Draw the figure once and replace it by a picture of itself, keeping an empty overlay
     axes at `ax`'s place and limits for the moving parts. The static drawing (curve,
