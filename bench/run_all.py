@@ -21,6 +21,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
+NOTES = """
+Notes on reading them: the MLP runs pin NumPy's BLAS and torch to one thread. On a 2-core
+machine OpenBLAS with 2 threads spin-waits whenever anything else uses a core (an MLP epoch
+went from 0.4 s to over 100 s in one measurement); at these matrix sizes one thread is as
+fast on a quiet machine and never pathological on a busy one.
+"""
+
 BENCHES = {
     # name: (script, full args, quick args)
     "mlp": (
@@ -97,6 +104,7 @@ def main(argv=None) -> int:
         "|---|---|",
         *[f"| `{k}` | {'n/a' if v is None else f'{v:.3f}'} |" for k, v in ratios.items()],
         "",
+        *NOTES.splitlines(),
         f"![ratios](img/{img.name})",
         "",
     ]
