@@ -6,45 +6,102 @@ For a scalar objective f and a tiny step h, the central difference
 independent witness of the chain rule.
 A layer's output is a tensor, not a scalar, so we check the scalar f(x) = Σ R ⊙ layer(x) for
 a fixed random R: its gradient is exactly what `backward(R)` must return.
+
+The verdict is PyTorch's (`torch.autograd.gradcheck`): analytic a and numeric n agree when,
+entry by entry,
+    |a − n| ≤ atol + rtol·|n|.
+A pure relative error |a − n| / |n| cannot be used alone: where the true gradient is 0, the
+numeric one is round-off (≈ 1e-12) and any ratio of two such numbers is meaningless.
 """
 
 from __future__ import annotations
+
+import copy
+from collections.abc import Callable
 
 import numpy as np
 
 from .losses import Loss
 from .module import Module
 
+# Five-point differences with h = 1e-4 in float64 carry round-off ≈ 1.5·ε·|f|/h ≈ 3e-12·|f|
+# (ε = 2.2e-16) and truncation ≈ h⁴·|f⁽⁵⁾|/30 ≈ 3e-18·|f⁽⁵⁾|. So a correct backward agrees
+# to ~1e-10 relative; rtol = 1e-6 leaves four orders of margin and still catches any bug that
+# changes a gradient by a millionth. atol = 1e-8 is the same margin over the round-off of
+# objectives up to |f| ≈ 100: gradients below atol/rtol = 0.01 are judged by absolute error.
+DEFAULT_RTOL = 1e-6
+DEFAULT_ATOL = 1e-8
+
 
 class GradcheckResult(float):
-    """The maximum relative error (a float), plus where it occurred in `.worst`."""
+    """The largest scaled error max |a − n| / (atol/rtol + |n|), as a float, plus a report.
 
+    The float is chosen so that comparing it with rtol is the whole test:
+        err ≤ rtol  ⇔  |a − n| ≤ atol + rtol·|n| for every entry  ⇔  `err.passed`,
+    so `assert cr.gradcheck(model, x) < 1e-6` is PyTorch's criterion at the defaults.
+    For entries much larger than atol/rtol the float reads as a relative error.
+
+    Attributes: `passed`, `max_abs_error` (max |a − n|), `max_rel_error` (max |a − n| / |n|
+    over entries with n ≠ 0: for information only, it is large where n is round-off),
+    `worst` (the parameter or input and index with the largest scaled error) and its
+    `analytic` and `numeric` values, and the `rtol`, `atol` used.
+    """
+
+    passed: bool
+    max_abs_error: float
+    max_rel_error: float
     worst: str
     analytic: float
     numeric: float
+    rtol: float
+    atol: float
 
-    def __new__(cls, error: float, worst: str = "", analytic: float = 0.0, numeric: float = 0.0):
+    def __new__(
+        cls,
+        error: float,
+        worst: str = "",
+        analytic: float = 0.0,
+        numeric: float = 0.0,
+        *,
+        max_abs_error: float = 0.0,
+        max_rel_error: float = 0.0,
+        rtol: float = DEFAULT_RTOL,
+        atol: float = DEFAULT_ATOL,
+    ):
         obj = super().__new__(cls, error)
-        obj.worst, obj.analytic, obj.numeric = worst, analytic, numeric
+        obj.worst, obj.analytic, obj.numeric = worst, float(analytic), float(numeric)
+        obj.max_abs_error, obj.max_rel_error = float(max_abs_error), float(max_rel_error)
+        obj.rtol, obj.atol = rtol, atol
+        obj.passed = bool(error <= rtol)
         return obj
 
     def __repr__(self) -> str:
         return (
-            f"GradcheckResult(max_rel_error={float(self):.3e}, worst={self.worst}, "
+            f"GradcheckResult(passed={self.passed}, error={float(self):.3e} (pass if ≤ rtol="
+            f"{self.rtol:g}, atol={self.atol:g}), max_abs_error={self.max_abs_error:.3e}, "
+            f"max_rel_error={self.max_rel_error:.3e}, worst={self.worst}, "
             f"analytic={self.analytic:.10g}, numeric={self.numeric:.10g})"
         )
 
 
-def relative_error(analytic: np.ndarray, numeric: np.ndarray, floor: float = 1e-6) -> np.ndarray:
-    """|a − n| / max(|a| + |n|, floor), elementwise.
+def scaled_error(
+    analytic: np.ndarray,
+    numeric: np.ndarray,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+) -> np.ndarray:
+    """|a − n| / (atol/rtol + |n|), elementwise: an entry passes iff its value is ≤ rtol.
 
-    The floor keeps an exactly-zero gradient (numerically ~1e-13 of round-off) from
-    counting as a 100% error; it makes entries below ~1e-6 judged by absolute error.
+    With atol = 0 an entry where a = n = 0 scores 0 and one where only n = 0 scores inf.
     """
-    return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), floor)
+    diff = np.abs(analytic - numeric)
+    scale = atol / rtol + np.abs(numeric)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = diff / scale
+    return np.where(diff == 0, 0.0, err)
 
 
-def numerical_gradient(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     """∂f/∂x by five-point central differences, perturbing `x` in place one entry at a time.
 
     (−f(x+2h) + 8f(x+h) − 8f(x−h) + f(x−2h)) / 12h has error O(h⁴), so a larger step can be
@@ -64,41 +121,74 @@ def numerical_gradient(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
     return grad
 
 
-def _worst(best: GradcheckResult, name: str, a: np.ndarray, n: np.ndarray, floor: float):
-    if a.size == 0:
-        return best
-    err = relative_error(a, n, floor)
-    i = int(np.argmax(err))
-    if err.flat[i] > float(best) or not best.worst:
-        index = [int(k) for k in np.unravel_index(i, a.shape)]
-        return GradcheckResult(float(err.flat[i]), f"{name}{index}", a.flat[i], n.flat[i])
-    return best
+def compare(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]],
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
+) -> GradcheckResult:
+    """The verdict over named (name, analytic, numeric) gradient pairs."""
+    if not rtol > 0 or not atol >= 0:
+        raise ValueError(f"gradcheck: need rtol > 0 and atol ≥ 0, got rtol={rtol}, atol={atol}")
+    worst = (-1.0, "", 0.0, 0.0)
+    max_abs = max_rel = 0.0
+    for name, a, n in pairs:
+        if a.size == 0:
+            continue
+        diff = np.abs(a - n)
+        max_abs = max(max_abs, float(diff.max()))
+        nonzero = n != 0
+        if nonzero.any():
+            max_rel = max(max_rel, float((diff[nonzero] / np.abs(n[nonzero])).max()))
+        err = scaled_error(a, n, rtol, atol)
+        i = int(np.argmax(err))
+        if err.flat[i] > worst[0]:
+            index = [int(k) for k in np.unravel_index(i, a.shape)]
+            worst = (float(err.flat[i]), f"{name}{index}", a.flat[i], n.flat[i])
+    error, where, analytic, numeric = worst
+    return GradcheckResult(
+        max(error, 0.0),
+        where,
+        analytic,
+        numeric,
+        max_abs_error=max_abs,
+        max_rel_error=max_rel,
+        rtol=rtol,
+        atol=atol,
+    )
 
 
 def gradcheck(
     target: Module | Loss,
     *inputs: np.ndarray,
     h: float = 1e-4,
-    floor: float = 1e-6,
+    rtol: float = DEFAULT_RTOL,
+    atol: float = DEFAULT_ATOL,
     seed: int = 0,
     check_inputs: bool = True,
 ) -> GradcheckResult:
-    """Max relative error between analytic and numerical gradients, in float64.
+    """Check analytic gradients against numeric ones in float64; `.passed` is the verdict.
 
     - `gradcheck(layer_or_model, x)`: checks dL/dθ for every parameter and dL/dx, where
-      L = Σ R ⊙ model(x) with a fixed random R. The model is converted to float64 in place.
+      L = Σ R ⊙ model(x) with a fixed random R (from `seed`).
     - `gradcheck(loss_fn, pred, target)`: checks dL/dpred.
 
-    The result is a float; its `.worst` names the parameter (or input) and entry with the
-    largest error. Keep inputs away from kinks (e.g. ReLU at 0) where no derivative exists.
+    An entry passes when |analytic − numeric| ≤ atol + rtol·|numeric| (PyTorch's rule; the
+    defaults are explained at the top of the module). The result is a float, the largest
+    |a − n| / (atol/rtol + |n|), so `err < rtol` is the same test; its `.worst` names the
+    parameter (or input) and entry that came closest to failing. See `GradcheckResult`.
+
+    The check runs on a float64 deep copy: the caller's model (weights, dtype, grads, buffers
+    such as BatchNorm statistics, training mode, Dropout's random generator) is untouched.
+    Keep inputs away from kinks (e.g. ReLU at 0) where no derivative exists, and fix Dropout's
+    mask (`layer.mask = ...`) or use `eval()` mode: a fresh mask per forward is no function.
     """
     if isinstance(target, Loss):
-        return _check_loss(target, *inputs, h=h, floor=floor)
+        return _check_loss(target, *inputs, h=h, rtol=rtol, atol=atol)
     if not isinstance(target, Module):
         raise TypeError(f"gradcheck: expected a Module or Loss, got {type(target).__name__}")
     if len(inputs) != 1:
         raise TypeError("gradcheck(module, x): give exactly one input array")
-    model = target.astype(np.float64)
+    model = copy.deepcopy(target).astype(np.float64)
     x = np.array(inputs[0], dtype=np.float64)
     R = np.random.default_rng(seed).standard_normal(model.forward(x.copy()).shape)
 
@@ -111,16 +201,17 @@ def gradcheck(
     dx = model.backward(R.copy())
     analytic = {name: p.grad.copy() for name, p in model.named_parameters()}
 
-    result = GradcheckResult(0.0)
-    for name, p in model.named_parameters():
-        numeric = numerical_gradient(objective, p.data, h)
-        result = _worst(result, name, analytic[name], numeric, floor)
+    pairs = [
+        (name, analytic[name], numerical_gradient(objective, p.data, h))
+        for name, p in model.named_parameters()
+    ]
     if check_inputs:
-        result = _worst(result, "input", dx, numerical_gradient(objective, x, h), floor)
-    return result
+        pairs.append(("input", dx, numerical_gradient(objective, x, h)))
+    return compare(pairs, rtol, atol)
 
 
-def _check_loss(loss_fn: Loss, pred, target, h: float, floor: float) -> GradcheckResult:
+def _check_loss(loss_fn: Loss, pred, target, h: float, rtol: float, atol: float):
+    loss_fn = copy.deepcopy(loss_fn)  # its forward cache is the caller's business
     pred = np.array(pred, dtype=np.float64)
     target = np.asarray(target)
     if np.issubdtype(target.dtype, np.floating):
@@ -128,4 +219,4 @@ def _check_loss(loss_fn: Loss, pred, target, h: float, floor: float) -> Gradchec
     loss_fn(pred, target)
     analytic = loss_fn.backward().copy()
     numeric = numerical_gradient(lambda: loss_fn(pred, target), pred, h)
-    return _worst(GradcheckResult(0.0), "pred", analytic, numeric, floor)
+    return compare([("pred", analytic, numeric)], rtol, atol)
