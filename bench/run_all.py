@@ -38,6 +38,7 @@ BENCHES = {
     "scalar": ("bench_scalar.py", [], ["--repeats", "3", "--chain-n", "200000"]),
     "cnn": ("bench_cnn.py", [], ["--images", "2000", "--rounds", "1"]),
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
+    "cli": ("bench_cli.py", [], ["--epochs", "3", "--images", "2000", "--repeat", "1"]),
 }
 
 

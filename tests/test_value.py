@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import math
 import random
-import time
 
 import numpy as np
 import pytest
@@ -249,7 +248,7 @@ def test_each_unary_op_matches_torch():
 
 
 def test_long_chain_backward_has_no_recursion_limit():
-    """A chain of 1,000,000 additions backpropagates iteratively, in seconds.
+    """A chain of 1,000,000 additions backpropagates iteratively (its time: bench_scalar.py).
 
     The cyclic garbage collector is paused while the chain is built: it would rescan the
     growing heap many times over, which is about Python's GC (bench/bench_scalar.py times
@@ -258,19 +257,16 @@ def test_long_chain_backward_has_no_recursion_limit():
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        start = time.perf_counter()
         one, x = Value(1.0), Value(0.0)
         for _ in range(1_000_000):
             x = x + one
         x.backward()
-        elapsed = time.perf_counter() - start
     finally:
         if gc_was_enabled:
             gc.enable()
     assert x.data == 1_000_000.0
     assert one.grad == 1_000_000.0
     assert x._prev[0]._prev[0].grad == 1.0
-    assert elapsed < 60  # typically 1-3 s; generous for slow, shared CI machines
     x.backward()  # twice: interior grads are reset, the leaf accumulates
     assert x._prev[0].grad == 1.0 and one.grad == 2_000_000.0
 
