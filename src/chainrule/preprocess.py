@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -61,14 +62,20 @@ def read_grayscale(source: str | os.PathLike | bytes) -> np.ndarray:
         if path.is_dir():
             raise ImageError(f"{name}: is a folder; pass an image file (PNG or JPEG)")
     try:
-        with Image.open(stream if stream is not None else source) as img:
+        with warnings.catch_warnings():
+            # Pillow only warns between 89 and 179 Mpx: an image that large is refused here
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(stream if stream is not None else source)
+        with img:
             if img.width * img.height > MAX_PIXELS:
                 raise ImageError(f"{name}: image too large ({img.width}×{img.height})")
             img.load()
             return _to_gray(ImageOps.exif_transpose(img))
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageError(f"{name}: image too large (a decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image Pillow can read; pass a PNG or JPEG") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageError):
             raise
         raise ImageError(

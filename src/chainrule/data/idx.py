@@ -48,6 +48,11 @@ _CODES = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 20  # read and hash in 1 MiB pieces
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+# Deflate expands at most 1032:1 (a 258-byte match in about 2 bits), so a gzip file of n bytes
+# cannot hold more than 1032·n bytes of data: a larger header claim is refused before reading.
+_MAX_GZIP_RATIO = 1032
+_MAX_NDIM = 64
+_MAX_BYTES = np.iinfo(np.intp).max
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -99,7 +104,11 @@ def _read_header(f: BinaryIO, name: str) -> tuple[np.dtype, tuple[int, ...]]:
     sizes = f.read(4 * ndim)
     if len(sizes) < 4 * ndim:
         raise DataError(f"{name}: truncated IDX header ({ndim} dimension sizes promised)")
-    return IDX_DTYPES[code], struct.unpack(f">{ndim}I", sizes)
+    dtype, shape = IDX_DTYPES[code], struct.unpack(f">{ndim}I", sizes)
+    # NumPy holds at most 64 dimensions and sizes whose nonzero product fits in an intp
+    if ndim > _MAX_NDIM or math.prod(n for n in shape if n) * dtype.itemsize > _MAX_BYTES:
+        raise DataError(f"{name}: IDX header declares shape {shape}, more than NumPy can hold")
+    return dtype, shape
 
 
 def _read_exactly(f: BinaryIO, n: int) -> bytearray:
@@ -113,9 +122,20 @@ def _read_exactly(f: BinaryIO, n: int) -> bytearray:
     return buf
 
 
-def _read_array(f: BinaryIO, name: str) -> np.ndarray:
+def _read_array(f: BinaryIO, name: str, stored: int, gzipped: bool) -> np.ndarray:
+    """The array after the header; `stored` is the size in bytes of the file as stored.
+
+    The header's claim is checked against what a file of that size can hold before anything
+    is read, so a tiny file declaring a huge shape costs nothing.
+    """
     dtype, shape = _read_header(f, name)
     nbytes = math.prod(shape) * dtype.itemsize
+    room = stored * _MAX_GZIP_RATIO if gzipped else stored - 4 - 4 * len(shape)
+    if nbytes > room:
+        raise DataError(
+            f"{name}: truncated IDX data: header {shape} promises {nbytes} bytes, a "
+            f"{'gzip ' if gzipped else ''}file of {stored} bytes cannot hold them"
+        )
     payload = _read_exactly(f, nbytes)
     if len(payload) < nbytes:
         raise DataError(
@@ -137,7 +157,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     with open_decompressed(path) as f:
-        return _read_array(f, str(path))
+        stored = os.fstat((f.fileobj if isinstance(f, gzip.GzipFile) else f).fileno()).st_size
+        return _read_array(f, str(path), stored, isinstance(f, gzip.GzipFile))
 
 
 def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
@@ -150,12 +171,14 @@ def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]
 
 def decode_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """`read_idx` for bytes in memory (raw or gzipped); `name` is used in error messages."""
+    raw = io.BytesIO(data)
     try:
-        if data[:2] == GZIP_MAGIC:
-            data = gzip.decompress(data)
+        if data[:2] != GZIP_MAGIC:
+            return _read_array(raw, name, len(data), gzipped=False)
+        with gzip.GzipFile(fileobj=raw, mode="rb") as f:  # streamed: no gzip bomb in memory
+            return _read_array(f, name, len(data), gzipped=True)
     except _GZIP_ERRORS as exc:
         raise DataError(f"{name}: corrupt or truncated gzip data ({exc})") from exc
-    return _read_array(io.BytesIO(data), name)
 
 
 def encode_idx(array: np.ndarray) -> bytes:
