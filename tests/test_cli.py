@@ -265,8 +265,8 @@ def test_predict_images_json_and_show_input(trained, tmp_path):
         assert isinstance(r["digit"], int) and len(r["probabilities"]) == 10
         assert sum(r["probabilities"]) == pytest.approx(1.0)
         assert r["digit"] == int(np.argmax(r["probabilities"]))
-    seen = Image.open(tmp_path / "seen" / "seven-input.png")
-    assert seen.size == (28, 28)
+    with Image.open(tmp_path / "seen" / "seven-input.png") as seen:
+        assert seen.size == (28, 28)
     one = run("predict", out / "model.npz", a, "--show-input", tmp_path / "one.png")
     assert one.returncode == 0 and str(a) in one.stdout
     assert (tmp_path / "one.png").is_file()
