@@ -70,6 +70,7 @@ def erf_rational(x: np.ndarray) -> np.ndarray:
     """erf(x) in float64 by Cody's approximations: erf = x·R(x²) for |x| ≤ 0.46875, else
     sign(x)·(1 − erfc(|x|)). Accurate to a few ulp; vectorised (no Python loop)."""
     x = np.asarray(x, dtype=np.float64)
+    shape, x = x.shape, x.reshape(-1)
     y = np.abs(x)
     big = y > 0.46875
     ysq = np.where(big, 0.0, y * y)
@@ -80,7 +81,7 @@ def erf_rational(x: np.ndarray) -> np.ndarray:
     # erfc(y) underflows to 0 beyond y ≈ 27: clip so that ±inf gives ±1, not inf/inf
     tail = _erfc_tail(np.minimum(y[big], 30.0))
     result[big] = np.copysign((0.5 - tail) + 0.5, x[big])
-    return result
+    return result.reshape(shape)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
