@@ -103,6 +103,7 @@ def test_batchnorm2d_matches_torch(momentum, rng):
         close(layer.running_mean, ref.running_mean)
         close(layer.running_var, ref.running_var)
     layer.eval()
+    layer.grad_in_eval = True  # eval mode keeps nothing for backward unless asked
     ref.eval()
     x = rng.standard_normal((2, c, 3, 3))
     g = rng.standard_normal(x.shape)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .losses import Loss
-from .module import Module
+from .module import Module, set_grad_in_eval
 
 
 class GradcheckResult(float):
@@ -98,7 +98,7 @@ def gradcheck(
         raise TypeError(f"gradcheck: expected a Module or Loss, got {type(target).__name__}")
     if len(inputs) != 1:
         raise TypeError("gradcheck(module, x): give exactly one input array")
-    model = target.astype(np.float64)
+    model = set_grad_in_eval(target.astype(np.float64))  # eval mode too: keep caches
     x = np.array(inputs[0], dtype=np.float64)
     R = np.random.default_rng(seed).standard_normal(model.forward(x.copy()).shape)
 
