@@ -47,40 +47,47 @@ _ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1
 _ONE_OVER_SQRT_PI = 5.6418958354775628695e-1
 
 
-def _erfc_tail(y: np.ndarray) -> np.ndarray:
-    """erfc(y) for y > 0.46875 as e^(−y²)·R(y), R rational (0.46875 < y ≤ 4, and y > 4 in
-    1/y²). e^(−y²) is split as e^(−t²)·e^(−(y−t)(y+t)), t = y rounded down to 1/16, so no
-    rounding of y² is amplified."""
-    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        num, den = _ERF_C[8] * y, y.copy()
-        for c, d in zip(_ERF_C[:7], _ERF_D[:7]):
-            num, den = (num + c) * y, (den + d) * y
-        middle = (num + _ERF_C[7]) / (den + _ERF_D[7])
-        z = 1.0 / (y * y)
-        num, den = _ERF_P[5] * z, z.copy()
-        for p, q in zip(_ERF_P[:4], _ERF_Q[:4]):
-            num, den = (num + p) * z, (den + q) * z
-        far = (_ONE_OVER_SQRT_PI - z * (num + _ERF_P[4]) / (den + _ERF_Q[4])) / y
-        t = np.trunc(y * 16.0) / 16.0
-        scale = np.exp(-t * t) * np.exp(-(y - t) * (y + t))
-    return np.where(y <= 4.0, middle, far) * scale
+def _polynomial_ratio(t: np.ndarray, num: tuple, den: tuple) -> np.ndarray:
+    """Cody's nested form: (((n_k·t + n_0)·t + n_1)·t ... + n_{k−1}) / ((((t + d_0)·t + d_1)...)
+    with `num` (k + 1 values, the leading one last) and `den` (k values)."""
+    top, bottom = num[-1] * t, t.copy()
+    for n, d in zip(num[:-2], den[:-1]):
+        top += n
+        top *= t
+        bottom += d
+        bottom *= t
+    return (top + num[-2]) / (bottom + den[-1])
+
+
+def _erfc_scale(y: np.ndarray) -> np.ndarray:
+    """e^(−y²), as e^(−t²)·e^(−(y−t)(y+t)) with t = y rounded down to 1/16, so the rounding
+    of y² is not amplified (Cody's trick)."""
+    t = np.trunc(y * 16.0) / 16.0
+    return np.exp(-t * t) * np.exp(-(y - t) * (y + t))
 
 
 def erf_rational(x: np.ndarray) -> np.ndarray:
-    """erf(x) in float64 by Cody's approximations: erf = x·R(x²) for |x| ≤ 0.46875, else
-    sign(x)·(1 − erfc(|x|)). Accurate to a few ulp; vectorised (no Python loop)."""
+    """erf(x) in float64 by Cody's approximations, accurate to a few ulp, vectorised:
+        |x| ≤ 0.46875:       erf(x) = x·R₁(x²)
+        0.46875 < |x| ≤ 4:   erfc(|x|) = e^(−x²)·R₂(|x|)
+        |x| > 4:             erfc(|x|) = e^(−x²)/|x|·(1/√π − R₃(1/x²)/x²)
+    and erf(x) = sign(x)·(1 − erfc(|x|)) in the last two ranges."""
     x = np.asarray(x, dtype=np.float64)
     shape, x = x.shape, x.reshape(-1)
     y = np.abs(x)
-    big = y > 0.46875
-    ysq = np.where(big, 0.0, y * y)
-    num, den = _ERF_A[4] * ysq, ysq.copy()
-    for a, b in zip(_ERF_A[:3], _ERF_B[:3]):
-        num, den = (num + a) * ysq, (den + b) * ysq
-    result = x * (num + _ERF_A[3]) / (den + _ERF_B[3])
-    # erfc(y) underflows to 0 beyond y ≈ 27: clip so that ±inf gives ±1, not inf/inf
-    tail = _erfc_tail(np.minimum(y[big], 30.0))
-    result[big] = np.copysign((0.5 - tail) + 0.5, x[big])
+    result = np.empty_like(x)
+    small = ~(y > 0.46875)  # NaN goes here and stays NaN
+    xs = x[small]
+    result[small] = xs * _polynomial_ratio(xs * xs, _ERF_A, _ERF_B)
+    mid = np.flatnonzero((y > 0.46875) & (y <= 4.0))
+    ym = y[mid]
+    erfc = _erfc_scale(ym) * _polynomial_ratio(ym, _ERF_C, _ERF_D)
+    result[mid] = np.copysign((0.5 - erfc) + 0.5, x[mid])
+    far = np.flatnonzero(y > 4.0)
+    yf = np.minimum(y[far], 30.0)  # erfc underflows to 0 long before: ±inf gives ±1
+    z = 1.0 / (yf * yf)
+    erfc = _erfc_scale(yf) * (_ONE_OVER_SQRT_PI - z * _polynomial_ratio(z, _ERF_P, _ERF_Q)) / yf
+    result[far] = np.copysign((0.5 - erfc) + 0.5, x[far])
     return result.reshape(shape)
 
 
