@@ -81,6 +81,8 @@ class BatchNorm1d(Module):
     Backward (training), n values per channel, g = dL/dy:
         dβ = Σg,   dγ = Σ g·x̂,   dx = γ/(n·√(σ²_B + ε)) · (n·g − dβ − x̂·dγ)
     (the batch statistics depend on x, hence the two correction terms).
+    In eval mode the forward keeps nothing for backward unless `grad_in_eval` is set (see
+    `chainrule.module.set_grad_in_eval`); then backward differentiates the fixed affine map.
     """
 
     _buffer_names = ("running_mean", "running_var")
