@@ -24,8 +24,9 @@ class RandomShift:
     about its centre. Pixels moved in from outside are 0 (MNIST's black background).
 
     Accepts a batch shaped (N, H, W), (N, 1, H, W) or flat (N, H·W) (square images, or give
-    `image_shape`) and returns the same shape and dtype (float32 for integer images). Shifts alone are an exact gather;
-    with rotation every output pixel samples the input bilinearly at its rotated position.
+    `image_shape`) and returns the same shape and dtype (float32 for integer images). Shifts
+    alone are an exact gather; with rotation every output pixel samples the input bilinearly
+    at its rotated position.
     """
 
     def __init__(
