@@ -130,7 +130,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """The tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
-    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x**3)))
+    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)))
 
 
 def smelu(x: np.ndarray, beta: float = 2.0) -> np.ndarray:
@@ -179,7 +179,7 @@ def gelu_backward(g, x, y):
 
 
 def gelu_tanh_backward(g, x, y):
-    u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x**3)
+    u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)
     t = np.tanh(u)
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_COEF * x * x)
     return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
