@@ -103,6 +103,7 @@ def test_batchnorm2d_matches_torch(momentum, rng):
         close(layer.running_mean, ref.running_mean)
         close(layer.running_var, ref.running_var)
     layer.eval()
+    layer.grad_in_eval = True  # eval mode keeps nothing for backward unless asked
     ref.eval()
     x = rng.standard_normal((2, c, 3, 3))
     g = rng.standard_normal(x.shape)
@@ -142,3 +143,32 @@ def test_default_cnn_matches_torch(rng):
     for ours, theirs in zip(convs, refs):
         close(ours.weight.grad, theirs.weight.grad)
         close(ours.bias.grad, theirs.bias.grad)
+
+
+@pytest.mark.parametrize(
+    "c_in, c_out, size, kernel, stride, padding",
+    [(1, 2, (28, 28), 3, 2, 0), (2, 3, (8, 7), (3, 2), (2, 3), 1), (1, 2, (10, 9), 4, 3, 1)],
+)
+def test_conv2d_floors_odd_shapes_like_torch(c_in, c_out, size, kernel, stride, padding, rng):
+    """Input rows and columns past the last whole window are unused (and get zero gradient)."""
+    test_conv2d_matches_torch(c_in, c_out, size, kernel, stride, padding, rng)
+
+
+@pytest.mark.parametrize(
+    "kernel, stride, size, ceil_mode",
+    [(2, None, (7, 7), False), (2, None, (7, 7), True), (3, 2, (8, 6), True),
+     ((2, 3), (1, 2), (6, 8), True), (2, 3, (5, 5), True), (3, 2, (10, 9), False)],
+)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_odd_shapes_and_ceil_mode_match_torch(kind, kernel, stride, size, ceil_mode, rng):
+    layer = (MaxPool2D if kind == "max" else AvgPool2D)(kernel, stride, ceil_mode=ceil_mode)
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    x = rng.standard_normal((2, 3, *size))
+    y = layer(x)
+    g = rng.standard_normal(y.shape)
+    dx = layer.backward(g)
+    xt = t(x, True)
+    yt = fn(xt, kernel, stride, ceil_mode=ceil_mode)
+    yt.backward(t(g))
+    close(y, yt)
+    close(dx, xt.grad)

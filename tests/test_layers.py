@@ -163,3 +163,19 @@ def test_sequential_rejects_non_layers():
 def test_reshape_checks_sizes():
     with pytest.raises(ValueError, match=r"Reshape\(1, 28, 28\)"):
         cr.Reshape((1, 28, 28))(np.zeros((2, 783)))
+
+
+def test_dense_backward_in_its_dtype_and_after_eval(rng):
+    layer = cr.Dense(4, 3)  # float32
+    x = rng.normal(size=(5, 4))
+    layer(x)
+    dx = layer.backward(rng.normal(size=(5, 3)))  # float64 gradient
+    assert dx.dtype == layer.weight.grad.dtype == layer.bias.grad.dtype == np.float32
+    model = cr.Sequential(cr.Flatten(), cr.Dense(4, 3), cr.Reshape((3, 1)))
+    g = model.backward(rng.normal(size=model(x.reshape(5, 2, 2).astype(np.float32)).shape))
+    assert g.dtype == np.float32 and g.shape == (5, 2, 2)
+    layer.eval()
+    layer(x)
+    assert layer._x is None
+    with pytest.raises(RuntimeError, match=r"Dense\(4, 3\).*train mode.*model\.train\(\)"):
+        layer.backward(np.ones((5, 3)))

@@ -111,3 +111,36 @@ def test_shape_mismatches_are_rejected():
         cr.BCE()(np.array([[1.5]]), np.array([[1.0]]))
     with pytest.raises(ValueError, match="reduction"):
         cr.MSE(reduction="avg")
+
+
+# ---- one clamp for forward and backward -------------------------------------------------------
+def _central_difference(loss_fn, pred, target, i, h):
+    up, down = pred.copy(), pred.copy()
+    up.flat[i] += h
+    down.flat[i] -= h
+    return (loss_fn(up, target) - loss_fn(down, target)) / (2 * h)
+
+
+def test_cross_entropy_confidently_wrong_still_learns():
+    p = np.array([[1e-50, 1.0 - 1e-50], [0.3, 0.7]])
+    loss_fn = cr.CrossEntropy()
+    loss = loss_fn(p, np.array([0, 1]))
+    assert math.isfinite(loss) and loss > 50  # (−log 1e−50 ≈ 115, beyond PyTorch's clamp)/2
+    grad = loss_fn.backward()
+    assert np.isfinite(grad).all() and grad[0, 0] < 0
+    numeric = _central_difference(loss_fn, p, np.array([0, 1]), 0, 1e-56)
+    assert grad[0, 0] == pytest.approx(numeric, rel=1e-6)
+    assert math.isfinite(loss_fn(np.array([[0.0, 1.0]]), np.array([0])))  # clamped at tiny
+    assert np.isfinite(loss_fn.backward()).all()
+
+
+def test_bce_confidently_wrong_still_learns():
+    p, y = np.array([1e-50, 1.0 - 1e-12, 0.5]), np.array([1.0, 0.0, 1.0])
+    loss_fn = cr.BCE()
+    assert math.isfinite(loss_fn(p, y))
+    grad = loss_fn.backward()
+    assert np.isfinite(grad).all() and grad[0] < 0 and grad[1] > 0
+    assert grad[0] == pytest.approx(_central_difference(loss_fn, p, y, 0, 1e-56), rel=1e-6)
+    assert grad[1] == pytest.approx(1 / (1 - p[1]) / 3, rel=1e-12)
+    loss_fn(np.array([0.0, 1.0]), np.array([1.0, 0.0]))  # both clamped: finite either way
+    assert np.isfinite(loss_fn.backward()).all()

@@ -253,6 +253,7 @@ def test_batchnorm1d_train_and_eval_match_torch(shape, affine):
         _close(ours.running_var, theirs.running_var)
     # eval mode: running statistics, and gradients through the fixed affine map
     ours.eval()
+    ours.grad_in_eval = True  # eval mode keeps nothing for backward unless asked
     theirs.eval()
     ours.zero_grad()
     x, g = rng.normal(size=shape), rng.normal(size=shape)

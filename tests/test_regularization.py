@@ -195,3 +195,28 @@ def test_early_stopping_bad_input():
         cr.EarlyStopping(-1)
     with pytest.raises(ValueError, match="min_delta"):
         cr.EarlyStopping(2, min_delta=-0.1)
+
+
+def test_dropout_and_batchnorm_compute_in_their_dtype(rng):
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    for layer in (cr.Dropout(0.5, seed=0), cr.BatchNorm1d(4)):
+        y = layer(x)
+        dx = layer.backward(rng.normal(size=y.shape))  # float64 gradient
+        assert y.dtype == dx.dtype == np.float32
+        assert all(p.grad.dtype == np.float32 for p in layer.parameters())
+    dropout = cr.Dropout(0.5).eval()
+    dropout(x)
+    assert dropout.backward(rng.normal(size=x.shape)).dtype == np.float32  # identity
+
+
+def test_batchnorm_eval_keeps_nothing_unless_asked(rng):
+    layer = cr.BatchNorm1d(4, dtype=np.float64)
+    layer(rng.normal(size=(8, 4)))
+    layer.eval()
+    layer(rng.normal(size=(8, 4)))
+    assert layer._cache is None
+    with pytest.raises(RuntimeError, match="train mode"):
+        layer.backward(np.ones((8, 4)))
+    layer.grad_in_eval = True
+    layer(rng.normal(size=(8, 4)))
+    assert layer.backward(np.ones((8, 4))).shape == (8, 4)

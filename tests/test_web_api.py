@@ -128,7 +128,7 @@ def test_teach_is_one_library_sgd_step(client, model):
     body = r.json()
 
     # the same step by hand, with the library's own pieces
-    net = copy.deepcopy(model)
+    net = copy.deepcopy(model).train()  # eval mode keeps nothing for backward
     net.zero_grad()
     x = load_digit_image(png)[None]
     loss_fn = cr.SoftmaxCrossEntropy()

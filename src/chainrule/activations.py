@@ -11,17 +11,92 @@ import math
 
 import numpy as np
 
-from .module import Module
+from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error
+
+try:  # SciPy's erf when it is installed; chainrule does not depend on SciPy
+    from scipy.special import erf as _scipy_erf
+except ImportError:  # pragma: no cover - exercised by testing erf_rational directly
+    _scipy_erf = None
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_COEF = 0.044715
 
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+def as_float(x) -> np.ndarray:
+    """x as a floating array: integers (and bools) become float32, floats stay as they are."""
+    x = np.asarray(x)
+    return x if x.dtype.kind == "f" else x.astype(DEFAULT_DTYPE)
+
+
+# W. J. Cody's rational Chebyshev approximations of erf and erfc (Math. Comp. 23, 1969; the
+# CALERF routine of SPECFUN), max relative error ~1e-16 in float64, in three ranges of |x|.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)  # fmt: skip
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)  # fmt: skip
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)  # fmt: skip
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)  # fmt: skip
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)  # fmt: skip
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)  # fmt: skip
+_ONE_OVER_SQRT_PI = 5.6418958354775628695e-1
+
+
+def _polynomial_ratio(t: np.ndarray, num: tuple, den: tuple) -> np.ndarray:
+    """Cody's nested form: (((n_k·t + n_0)·t + n_1)·t ... + n_{k−1}) / ((((t + d_0)·t + d_1)...)
+    with `num` (k + 1 values, the leading one last) and `den` (k values)."""
+    top, bottom = num[-1] * t, t.copy()
+    for n, d in zip(num[:-2], den[:-1]):
+        top += n
+        top *= t
+        bottom += d
+        bottom *= t
+    return (top + num[-2]) / (bottom + den[-1])
+
+
+def _erfc_scale(y: np.ndarray) -> np.ndarray:
+    """e^(−y²), as e^(−t²)·e^(−(y−t)(y+t)) with t = y rounded down to 1/16, so the rounding
+    of y² is not amplified (Cody's trick)."""
+    t = np.trunc(y * 16.0) / 16.0
+    return np.exp(-t * t) * np.exp(-(y - t) * (y + t))
+
+
+def erf_rational(x: np.ndarray) -> np.ndarray:
+    """erf(x) in float64 by Cody's approximations, accurate to a few ulp, vectorised:
+        |x| ≤ 0.46875:       erf(x) = x·R₁(x²)
+        0.46875 < |x| ≤ 4:   erfc(|x|) = e^(−x²)·R₂(|x|)
+        |x| > 4:             erfc(|x|) = e^(−x²)/|x|·(1/√π − R₃(1/x²)/x²)
+    and erf(x) = sign(x)·(1 − erfc(|x|)) in the last two ranges."""
+    x = np.asarray(x, dtype=np.float64)
+    shape, x = x.shape, x.reshape(-1)
+    y = np.abs(x)
+    result = np.empty_like(x)
+    small = ~(y > 0.46875)  # NaN goes here and stays NaN
+    xs = x[small]
+    result[small] = xs * _polynomial_ratio(xs * xs, _ERF_A, _ERF_B)
+    mid = np.flatnonzero((y > 0.46875) & (y <= 4.0))
+    ym = y[mid]
+    erfc = _erfc_scale(ym) * _polynomial_ratio(ym, _ERF_C, _ERF_D)
+    result[mid] = np.copysign((0.5 - erfc) + 0.5, x[mid])
+    far = np.flatnonzero(y > 4.0)
+    yf = np.minimum(y[far], 30.0)  # erfc underflows to 0 long before: ±inf gives ±1
+    z = 1.0 / (yf * yf)
+    erfc = _erfc_scale(yf) * (_ONE_OVER_SQRT_PI - z * _polynomial_ratio(z, _ERF_P, _ERF_Q)) / yf
+    result[far] = np.copysign((0.5 - erfc) + 0.5, x[far])
+    return result.reshape(shape)
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, elementwise (libm's erf: exact to the last bit of float64)."""
-    return _erf(x).astype(x.dtype, copy=False)
+    """The error function, elementwise, in x's dtype: SciPy's when installed, else
+    `erf_rational` (both accurate to float64 round-off)."""
+    x = as_float(x)
+    values = _scipy_erf(x) if _scipy_erf is not None else erf_rational(x)
+    return values.astype(x.dtype, copy=False)
 
 
 # ---- forward functions ------------------------------------------------------------------
@@ -29,8 +104,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """σ(x) = 1 / (1 + e^(−x)), computed without overflow for large |x|.
 
     For x ≥ 0 use 1/(1 + e^(−x)); for x < 0 the equal form e^x/(1 + e^x). Both only ever
-    exponentiate −|x| ≤ 0, so e^(...) ≤ 1 never overflows.
+    exponentiate −|x| ≤ 0, so e^(...) ≤ 1 never overflows. Integers are taken as float32.
     """
+    x = as_float(x)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
@@ -54,11 +130,12 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
     """The tanh approximation ½x(1 + tanh(√(2/π)(x + 0.044715x³)))."""
-    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x**3)))
+    return 0.5 * x * (1.0 + np.tanh(SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)))
 
 
 def smelu(x: np.ndarray, beta: float = 2.0) -> np.ndarray:
     """SmeLU: 0 for x ≤ −β, (x + β)²/(4β) for |x| ≤ β, x for x ≥ β (smooth ReLU)."""
+    x = as_float(x)
     quad = (x + beta) ** 2 / (4.0 * beta)
     return np.where(x <= -beta, 0.0, np.where(x >= beta, x, quad)).astype(x.dtype, copy=False)
 
@@ -102,7 +179,7 @@ def gelu_backward(g, x, y):
 
 
 def gelu_tanh_backward(g, x, y):
-    u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x**3)
+    u = SQRT_2_OVER_PI * (x + GELU_TANH_COEF * x * x * x)
     t = np.tanh(u)
     du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_COEF * x * x)
     return g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
@@ -143,23 +220,31 @@ DERIVATIVES = {
 
 # ---- layers -----------------------------------------------------------------------------
 class Activation(Module):
-    """A parameter-free layer y = f(x) whose backward is dL/dx = dL/dy ⊙ f'(x)."""
+    """A parameter-free layer y = f(x) whose backward is dL/dx = dL/dy ⊙ f'(x).
+
+    Integer inputs are taken as float32; backward computes in the forward input's dtype.
+    In eval mode the forward keeps nothing, and backward raises.
+    """
 
     name = ""
+    _cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        x = as_float(x)
         y = self._f(x)
-        self._cache = (x, y)
+        self._cache = (x, y) if keeps_cache(self) else None
         return y
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
+        if self._cache is None:
+            raise no_cache_error(type(self).__name__)
         x, y = self._cache
         if grad_out.shape != y.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected grad of shape {y.shape}, "
                 f"got {grad_out.shape}"
             )
-        return self._df(grad_out, x, y)
+        return self._df(grad_out.astype(y.dtype, copy=False), x, y)
 
     def _f(self, x):
         return ACTIVATIONS[self.name](x)
@@ -182,18 +267,20 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = np.maximum(x, 0)
-        self._cache = y
+        y = np.maximum(as_float(x), 0)
+        self._cache = y if keeps_cache(self) else None
         return y
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
         y = self._cache
+        if y is None:
+            raise no_cache_error("ReLU")
         if grad_out.shape != y.shape:
             raise ValueError(
                 f"ReLU.backward: expected grad of shape {y.shape}, got {grad_out.shape}"
             )
         # y > 0 exactly where x > 0
-        return grad_out * (y > 0)
+        return grad_out.astype(y.dtype, copy=False) * (y > 0)
 
 
 class LeakyReLU(Activation):

@@ -24,8 +24,9 @@ class RandomShift:
     about its centre. Pixels moved in from outside are 0 (MNIST's black background).
 
     Accepts a batch shaped (N, H, W), (N, 1, H, W) or flat (N, H·W) (square images, or give
-    `image_shape`) and returns the same shape and dtype. Shifts alone are an exact gather;
-    with rotation every output pixel samples the input bilinearly at its rotated position.
+    `image_shape`) and returns the same shape and dtype (float32 for integer images). Shifts
+    alone are an exact gather; with rotation every output pixel samples the input bilinearly
+    at its rotated position.
     """
 
     def __init__(
@@ -52,8 +53,14 @@ class RandomShift:
         y: np.ndarray | None = None,
         rng: np.random.Generator | None = None,
     ) -> np.ndarray:
-        """Augmented copy of the batch `x` (labels `y` are unchanged and ignored)."""
+        """Augmented copy of the batch `x` (labels `y` are unchanged and ignored).
+
+        Integer images (e.g. uint8 pixels) are converted to float32 first: bilinear sampling
+        makes fractions, which an integer array would truncate."""
         rng = rng if rng is not None else self.rng
+        x = np.asarray(x)
+        if x.dtype.kind != "f":
+            x = x.astype(np.float32)
         images = self._as_images(x)
         n = images.shape[0]
         s = self.max_shift
@@ -115,6 +122,8 @@ def affine_batch(images: np.ndarray, angles: np.ndarray, shifts: np.ndarray) -> 
     Each output pixel q takes the input at R(−θ)(q − t − c) + c: the inverse map, so every
     output pixel gets exactly one value and no holes appear.
     """
+    if images.dtype.kind != "f":
+        images = images.astype(np.float32)  # fractions of pixels: integers would truncate
     n, h, w = images.shape
     cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
     r = np.arange(h, dtype=np.float64)[None, :, None]

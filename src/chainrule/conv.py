@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .init import initialize
-from .module import DEFAULT_DTYPE, Module, Parameter, resolve_rng
+from .module import DEFAULT_DTYPE, Module, Parameter, keeps_cache, no_cache_error, resolve_rng
 from .regularization import BatchNorm1d
 
 # In eval mode a forward pass keeps nothing for backward, so a big batch is convolved in
@@ -47,15 +47,22 @@ def _shape_str(shape: tuple) -> str:
 
 
 def output_size(
-    layer: str, shape: tuple, kernel: tuple, stride: tuple, padding: tuple = (0, 0)
+    layer: str,
+    shape: tuple,
+    kernel: tuple,
+    stride: tuple,
+    padding: tuple = (0, 0),
+    ceil_mode: bool = False,
 ) -> tuple[int, int]:
-    """(Ho, Wo) = ((H + 2p − k)/s + 1, ...) for an input of `shape` (N, C, H, W).
+    """(Ho, Wo) = (⌊(H + 2p − k)/s⌋ + 1, ...) for an input of `shape` (N, C, H, W), as PyTorch.
 
-    Raises a ValueError naming `layer` when the kernel does not fit the padded input or when
-    the stride does not divide H + 2p − k exactly (a strided window would hang off the edge).
+    Floor: rows or columns left over after the last whole window are not used. With
+    `ceil_mode` (pooling) the division rounds up instead, so a last, partial window covers
+    them, provided it starts inside the input or its left padding (PyTorch's rule).
+    Raises a ValueError naming `layer` when the kernel does not fit the padded input.
     """
     sizes = []
-    for axis, name in ((2, "height"), (3, "width")):
+    for axis in (2, 3):
         n, k, s, p = shape[axis], kernel[axis - 2], stride[axis - 2], padding[axis - 2]
         if n + 2 * p < k:
             raise ValueError(
@@ -63,13 +70,12 @@ def output_size(
                 f"{shape[2] + 2 * padding[0]}×{shape[3] + 2 * padding[1]} "
                 f"(input {_shape_str(shape)}, padding {_compact(padding)})"
             )
-        if (n + 2 * p - k) % s:
-            raise ValueError(
-                f"{layer}: input {_shape_str(shape)} gives a non-integer output {name}: "
-                f"({n} + 2·{p} − {k})/{s} + 1 = {(n + 2 * p - k) / s + 1:g}; change the "
-                f"padding, kernel size or stride, or crop the input"
-            )
-        sizes.append((n + 2 * p - k) // s + 1)
+        size = (n + 2 * p - k) // s + 1
+        if ceil_mode:
+            size = -(-(n + 2 * p - k) // s) + 1
+            if (size - 1) * s >= n + p:  # the last window would start in the right padding
+                size -= 1
+        sizes.append(size)
     return sizes[0], sizes[1]
 
 
@@ -92,7 +98,8 @@ def _window(x: np.ndarray, i: int, j: int, stride: tuple, out: tuple) -> np.ndar
 class Conv2D(Module):
     """2-D convolution (cross-correlation, as in PyTorch) over (N, C, H, W) batches.
 
-    Shapes: x (N, C_in, H, W) → y (N, C_out, Ho, Wo), Ho = (H + 2·padding − kh)/stride + 1;
+    Shapes: x (N, C_in, H, W) → y (N, C_out, Ho, Wo), Ho = ⌊(H + 2·padding − kh)/stride⌋ + 1
+    (as PyTorch: input rows and columns past the last whole window are not used);
     weight (C_out, C_in, kh, kw), bias (C_out,).
         y[n, o, a, b] = bias[o] + Σ_{c,i,j} weight[o, c, i, j] · xpad[n, c, s·a + i, s·b + j]
     Computed as one GEMM on im2col columns (see the module docstring); backward is
@@ -132,6 +139,7 @@ class Conv2D(Module):
         self._pad_buffer: np.ndarray | None = None  # scratch kept between calls
         self._cols_buffer: np.ndarray | None = None
         self._grad_buffer: np.ndarray | None = None
+        self._pad_key: tuple | None = None
         self._cache = self._cols = None
 
     @property
@@ -171,12 +179,16 @@ class Conv2D(Module):
 
     def _padded(self, x: np.ndarray, geo) -> np.ndarray:
         """The channel-major padded images as a flat (C, N, L) buffer kept between calls: its
-        border is zeroed once and stays zero, as only the interior is ever written."""
+        border is zeroed once and stays zero, as only the interior is ever written. It is
+        reused only for the same geometry (N, C, H, W, dtype): a 6×4 image in the buffer of a
+        4×6 one would leave old pixels where the new border should be."""
         n, c, h, w = x.shape
         (ph, pw), (hp, wp, _, length) = self.padding, geo
+        key = (*x.shape, x.dtype)
         buf = self._pad_buffer
-        if buf is None or buf.shape != (c, n, length) or buf.dtype != x.dtype:
+        if buf is None or self._pad_key != key:
             buf = self._pad_buffer = np.zeros((c, n, length), x.dtype)
+            self._pad_key = key
         img = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
         img[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
         return buf
@@ -228,15 +240,17 @@ class Conv2D(Module):
         # scratch per image: the columns and the GEMM's (wide) output
         per_image = (self.weight.data[0].size + 1 + o) * out[0] * self._geometry(x.shape, out)[2]
         per_image *= x.itemsize
-        if self.training or n == 1 or n * per_image <= EVAL_COLS_BYTES:
+        if keeps_cache(self):
             return self._forward(x, out)
         # eval: nothing is kept for a backward pass, so bound the scratch memory of a big
-        # batch by convolving it in chunks, straight into the (channel-major) result
+        # batch by convolving it in chunks, straight into the (channel-major) result, and
+        # let go of the scratch afterwards (training reallocates it once)
         step = max(1, EVAL_COLS_BYTES // per_image)
         y = np.empty((o, n, *out), self.dtype)
         for i in range(0, n, step):
             y[:, i : i + step] = self._forward(x[i : i + step], out).transpose(1, 0, 2, 3)
         self._cols = self._cache = None  # no backward after this call
+        self._pad_buffer = self._cols_buffer = self._grad_buffer = self._pad_key = None
         return y.transpose(1, 0, 2, 3)
 
     def _forward(self, x: np.ndarray, out: tuple[int, int]) -> np.ndarray:
@@ -268,10 +282,7 @@ class Conv2D(Module):
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
-            raise RuntimeError(
-                f"{self._name}.backward: the last forward was a large batch in eval mode, "
-                "run in chunks without keeping the columns; call train() before forward"
-            )
+            raise no_cache_error(self._name)
         x_shape, geo, out = self._cache
         expected = (x_shape[0], self.out_channels, *out)
         if grad_out.shape != expected:
@@ -364,42 +375,69 @@ def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int
 class _Pool2D(Module):
     """Shared shape logic of MaxPool2D and AvgPool2D (no padding; stride defaults to kernel).
 
+    Output size as PyTorch: Ho = ⌊(H − kh)/stride⌋ + 1, or rounded up with `ceil_mode=True`
+    (a last, partial window covers the leftover rows; it must start inside the input).
+    Integer images are converted to float32 on entry.
+
     Both are separable: a window's max (or sum) over kh×kw is the max (sum) over kh rows
     of the max (sum) over kw columns. So each runs one pass along W, then one along H, each
     a loop over the kernel offsets of elementwise ops on strided views (no loop over
     pixels). For the usual 2×2 pool that is 2 ufunc calls per pass.
     """
 
-    def __init__(self, kernel_size, stride=None) -> None:
+    def __init__(self, kernel_size, stride=None, ceil_mode: bool = False) -> None:
         name = type(self).__name__
         self.kernel_size = _pair(kernel_size, "kernel_size", name)
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
+        self.ceil_mode = bool(ceil_mode)
+        self._cache = None
 
     @property
     def _name(self) -> str:
         k, s = _compact(self.kernel_size), _compact(self.stride)
-        return f"{type(self).__name__}({k}, stride={s})"
+        ceil = ", ceil_mode=True" if self.ceil_mode else ""
+        return f"{type(self).__name__}({k}, stride={s}{ceil})"
 
-    def _check(self, x: np.ndarray) -> tuple[int, int]:
+    def _check(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """x as floats (integers become float32) and the output size (Ho, Wo)."""
         if x.ndim != 4:
             raise ValueError(
                 f"{self._name}: expected input of shape (N, C, H, W), got {_shape_str(x.shape)}"
             )
-        return output_size(self._name, x.shape, self.kernel_size, self.stride)
+        if x.dtype.kind != "f":
+            x = x.astype(DEFAULT_DTYPE)
+        out = output_size(
+            self._name, x.shape, self.kernel_size, self.stride, ceil_mode=self.ceil_mode
+        )
+        return x, out
 
-    def _check_grad(self, grad_out: np.ndarray, expected: tuple) -> None:
+    def _pad_to_windows(self, x: np.ndarray, out: tuple[int, int], fill: float) -> np.ndarray:
+        """x extended at the bottom and right with `fill` so that ceil_mode's partial last
+        windows are whole ones (x itself when every window fits)."""
+        need = [(o - 1) * s + k for o, s, k in zip(out, self.stride, self.kernel_size)]
+        extra_h, extra_w = max(0, need[0] - x.shape[2]), max(0, need[1] - x.shape[3])
+        if not (extra_h or extra_w):
+            return x
+        return np.pad(x, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)), constant_values=fill)
+
+    def _grad(self, grad_out: np.ndarray, expected: tuple, dtype) -> np.ndarray:
+        """grad_out checked against the output shape and cast to the forward's dtype."""
         if grad_out.shape != expected:
             raise ValueError(
                 f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
                 f"got {_shape_str(grad_out.shape)}"
             )
+        return grad_out.astype(dtype, copy=False)
 
     def config(self) -> dict:
-        return {"kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride)}
+        config = {"kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride)}
+        if self.ceil_mode:
+            config["ceil_mode"] = True
+        return config
 
 
 class MaxPool2D(_Pool2D):
-    """Max over each kh×kw window: (N, C, H, W) → (N, C, Ho, Wo), Ho = (H − kh)/stride + 1.
+    """Max over each kh×kw window: (N, C, H, W) → (N, C, Ho, Wo), Ho = ⌊(H − kh)/stride⌋ + 1.
 
     Backward routes each output's gradient to the input that was the maximum (the first one
     in row-major window order on ties, as PyTorch does); every other input gets 0.
@@ -407,64 +445,78 @@ class MaxPool2D(_Pool2D):
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        (ho, wo), (kh, kw), (sh, sw) = self._check(x), self.kernel_size, self.stride
+        x, (ho, wo) = self._check(x)
+        (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
+        x = self._pad_to_windows(x, (ho, wo), -np.inf)
         rows, col_arg = _max_along(x, 3, kw, sw, wo)  # (N, C, H, Wo): max within each row
         y, row_arg = _max_along(rows, 2, kh, sh, ho)  # (N, C, Ho, Wo): max of the row maxima
         # the first maximum in row-major order: the top row holding the window's max, and the
         # leftmost maximum of that row, which is exactly what strict > picks in each pass
-        self._cache = (x, rows, col_arg, row_arg)
+        keep = keeps_cache(self)
+        self._cache = (x, rows, col_arg, row_arg, in_shape, (ho, wo)) if keep else None
         return y.copy() if row_arg is None and col_arg is None else y  # 1×1: not a view
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x, rows, col_arg, row_arg = self._cache
-        out = (rows.shape[0], rows.shape[1], *_out_hw(x, self))
-        self._check_grad(grad_out, out)
+        if self._cache is None:
+            raise no_cache_error(self._name)
+        x, rows, col_arg, row_arg, in_shape, out = self._cache
+        grad_out = self._grad(grad_out, (*in_shape[:2], *out), x.dtype)
         if not input_grad:
             return None
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         g = grad_out if row_arg is None else _like(grad_out, row_arg)
         g_rows = _route_along(g, row_arg, rows, 2, kh, sh)
-        return _route_along(g_rows, col_arg, x, 3, kw, sw)
+        dx = _route_along(g_rows, col_arg, x, 3, kw, sw)
+        return dx if dx.shape == in_shape else dx[:, :, : in_shape[2], : in_shape[3]]
 
 
 class AvgPool2D(_Pool2D):
     """Mean over each kh×kw window: (N, C, H, W) → (N, C, Ho, Wo).
 
-    Backward spreads each output's gradient evenly, g / (kh·kw), over its window.
+    Backward spreads each output's gradient evenly, g / (kh·kw), over its window. With
+    `ceil_mode` a partial last window averages the inputs it covers (as PyTorch does without
+    padding). Backward needs only shapes, so it also works after an eval-mode forward.
     """
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        (ho, wo), (kh, kw), (sh, sw) = self._check(x), self.kernel_size, self.stride
+        x, (ho, wo) = self._check(x)
+        (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
+        x = self._pad_to_windows(x, (ho, wo), 0.0)
         rows = _along(x, 3, 0, sw, wo).copy(order="K")
         for t in range(1, kw):
             rows += _along(x, 3, t, sw, wo)
         y = _along(rows, 2, 0, sh, ho).copy(order="K")
         for t in range(1, kh):
             y += _along(rows, 2, t, sh, ho)
-        y *= np.asarray(1.0 / (kh * kw), y.dtype)
-        self._cache = (x, rows)
+        y *= self._inverse_counts(in_shape, (ho, wo), y.dtype)
+        self._cache = (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
         return y
 
+    def _inverse_counts(self, in_shape: tuple, out: tuple, dtype) -> np.ndarray:
+        """1/(inputs in each window): 1/(kh·kw), or per window (Ho, Wo) with ceil_mode."""
+        counts = []
+        for axis in (0, 1):
+            k, s, n = self.kernel_size[axis], self.stride[axis], in_shape[2 + axis]
+            start = np.arange(out[axis]) * s
+            counts.append(np.minimum(start + k, n) - start)
+        return (1.0 / np.multiply.outer(counts[0], counts[1])).astype(dtype)
+
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x, rows = self._cache
-        out = (x.shape[0], x.shape[1], *_out_hw(x, self))
-        self._check_grad(grad_out, out)
+        if self._cache is None:
+            raise no_cache_error(self._name)
+        in_shape, padded_shape, rows_shape, out, dtype = self._cache
+        grad_out = self._grad(grad_out, (*in_shape[:2], *out), dtype)
         if not input_grad:
             return None
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        g = grad_out * np.asarray(1.0 / (kh * kw), grad_out.dtype)
-        g_rows = np.zeros_like(rows, dtype=g.dtype)
+        g = grad_out * self._inverse_counts(in_shape, out, dtype)
+        g_rows = np.zeros(rows_shape, dtype)
         for t in range(kh):
-            _along(g_rows, 2, t, sh, g.shape[2])[...] += g
-        dx = np.zeros_like(x, dtype=g.dtype)
+            _along(g_rows, 2, t, sh, out[0])[...] += g
+        dx = np.zeros(padded_shape, dtype)
         for t in range(kw):
-            _along(dx, 3, t, sw, g.shape[3])[...] += g_rows
-        return dx
-
-
-def _out_hw(x: np.ndarray, pool: _Pool2D) -> tuple[int, int]:
-    (kh, kw), (sh, sw) = pool.kernel_size, pool.stride
-    return (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+            _along(dx, 3, t, sw, out[1])[...] += g_rows
+        return dx if dx.shape == in_shape else dx[:, :, : in_shape[2], : in_shape[3]]
 
 
 class BatchNorm2d(BatchNorm1d):

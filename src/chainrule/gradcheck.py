@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .losses import Loss
-from .module import Module
+from .module import Module, set_grad_in_eval
 
 # Five-point differences with h = 1e-4 in float64 carry round-off ≈ 1.5·ε·|f|/h ≈ 3e-12·|f|
 # (ε = 2.2e-16) and truncation ≈ h⁴·|f⁽⁵⁾|/30 ≈ 3e-18·|f⁽⁵⁾|. So a correct backward agrees
@@ -188,7 +188,7 @@ def gradcheck(
         raise TypeError(f"gradcheck: expected a Module or Loss, got {type(target).__name__}")
     if len(inputs) != 1:
         raise TypeError("gradcheck(module, x): give exactly one input array")
-    model = copy.deepcopy(target).astype(np.float64)
+    model = set_grad_in_eval(copy.deepcopy(target).astype(np.float64))  # eval mode too: keep caches
     x = np.array(inputs[0], dtype=np.float64)
     R = np.random.default_rng(seed).standard_normal(model.forward(x.copy()).shape)
 

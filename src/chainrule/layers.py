@@ -13,7 +13,16 @@ from collections.abc import Iterable
 import numpy as np
 
 from .init import initialize
-from .module import DEFAULT_DTYPE, Module, Parameter, describe, module_from_config, resolve_rng
+from .module import (
+    DEFAULT_DTYPE,
+    Module,
+    Parameter,
+    describe,
+    keeps_cache,
+    module_from_config,
+    no_cache_error,
+    resolve_rng,
+)
 
 
 def _shape_str(shape: tuple) -> str:
@@ -50,6 +59,11 @@ class Dense(Module):
         rng = resolve_rng(rng, seed)
         self.weight = Parameter(initialize(init, (out_features, in_features), rng, self.dtype))
         self.bias = Parameter(np.zeros(out_features, self.dtype)) if bias else None
+        self._x: np.ndarray | None = None
+
+    @property
+    def _name(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features})"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         if x.ndim != 2 or x.shape[1] != self.in_features:
@@ -59,7 +73,7 @@ class Dense(Module):
             )
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        self._x = x
+        self._x = x if keeps_cache(self) else None  # eval mode: nothing for backward
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
@@ -67,11 +81,14 @@ class Dense(Module):
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         x = self._x
+        if x is None:
+            raise no_cache_error(self._name)
         if grad_out.shape != (x.shape[0], self.out_features):
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}).backward: expected grad of "
                 f"shape ({x.shape[0]}, {self.out_features}), got {tuple(grad_out.shape)}"
             )
+        grad_out = grad_out.astype(self.dtype, copy=False)  # compute in the layer's dtype
         self.weight.add_matmul(grad_out.T, x)
         if self.bias is not None:
             self.bias.add_sum(grad_out, axis=0)
@@ -85,15 +102,24 @@ class Dense(Module):
         }
 
 
+def _reshape_back(grad_out: np.ndarray, shape: tuple, dtype: np.dtype) -> np.ndarray:
+    """The gradient of a reshape: grad_out in the input's shape and (floating) dtype."""
+    if dtype.kind == "f":
+        grad_out = grad_out.astype(dtype, copy=False)
+    return grad_out.reshape(shape)
+
+
 class Flatten(Module):
-    """(N, d1, d2, ...) → (N, d1·d2·...); backward reshapes the gradient back."""
+    """(N, d1, d2, ...) → (N, d1·d2·...); backward reshapes the gradient back.
+
+    It keeps only the input's shape and dtype, so backward works in eval mode too."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self._shape = x.shape
+        self._shape, self._dtype = x.shape, x.dtype
         return x.reshape(x.shape[0], -1)
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return grad_out.reshape(self._shape)
+        return _reshape_back(grad_out, self._shape, self._dtype)
 
 
 class Reshape(Module):
@@ -108,11 +134,11 @@ class Reshape(Module):
                 f"Reshape{self.shape}: cannot reshape input {_shape_str(x.shape)} "
                 f"to {_shape_str((x.shape[0], *self.shape))}"
             )
-        self._shape = x.shape
+        self._shape, self._dtype = x.shape, x.dtype
         return x.reshape(x.shape[0], *self.shape)
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return grad_out.reshape(self._shape)
+        return _reshape_back(grad_out, self._shape, self._dtype)
 
     def config(self) -> dict:
         return {"shape": list(self.shape)}

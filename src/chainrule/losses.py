@@ -13,6 +13,17 @@ from .activations import log_softmax, sigmoid
 REDUCTIONS = ("mean", "sum")
 
 
+def clamped(p: np.ndarray) -> np.ndarray:
+    """max(p, tiny), tiny the smallest normal number of p's dtype (≈2.2e−308 in float64,
+    1.2e−38 in float32): the one clamp that both the forward −log(max(p, tiny)) and the
+    backward −1/max(p, tiny) use, so the gradient is the derivative of the loss computed.
+    A confidently wrong p (even 1e−300) keeps a finite, nonzero gradient and still learns;
+    only p below tiny (e.g. exactly 0) is clamped, giving loss −log(tiny) ≈ 708 (float64) or
+    87 (float32). PyTorch instead clamps log p at −100 in forward (p < e^−100 ≈ 3.7e−44)
+    but not its gradient; the two agree for every p above e^−100."""
+    return np.maximum(p, np.finfo(p.dtype).tiny)
+
+
 class NonFiniteError(ValueError):
     """A loss was given NaN or infinite values."""
 
@@ -107,8 +118,9 @@ class MSE(Loss):
 
 class BCE(Loss):
     """Binary cross-entropy on probabilities p ∈ [0, 1]:
-    L = −(1/m) Σ [y log p + (1 − y) log(1 − p)];  dL/dp = (p − y) / (p(1 − p)) / m.
-    Each log is clamped at −100 (as PyTorch does) so p = 0 or 1 gives a finite loss."""
+    L = −(1/m) Σ [y log p + (1 − y) log(1 − p)];  dL/dp = (−y/p + (1 − y)/(1 − p)) / m.
+    p and 1 − p are clamped below at the dtype's tiny in both forward and backward (see
+    `clamped`), so p = 0 or 1 gives a finite loss whose gradient is its derivative."""
 
     def forward(self, pred, target) -> float:
         pred = self._check_pred(pred)
@@ -118,15 +130,15 @@ class BCE(Loss):
                 "BCE: predictions must be probabilities in [0, 1]; for raw scores use BCEWithLogits"
             )
         self._p, self._y = pred, target
+        log_tiny = np.log(np.finfo(pred.dtype).tiny)
         with np.errstate(divide="ignore"):
-            log_p = np.maximum(np.log(pred), -100)
-            log_1mp = np.maximum(np.log1p(-pred), -100)
+            log_p = np.log(clamped(pred))
+            log_1mp = np.maximum(np.log1p(-pred), log_tiny)  # = log(max(1 − p, tiny))
         return self._reduce(-(target * log_p + (1 - target) * log_1mp), pred.size)
 
     def backward(self) -> np.ndarray:
         p, y = self._p, self._y
-        eps = 1e-12
-        return self._scale(p.size) * (p - y) / np.maximum(p * (1 - p), eps)
+        return self._scale(p.size) * (-y / clamped(p) + (1 - y) / clamped(1 - p))
 
 
 class BCEWithLogits(Loss):
@@ -158,6 +170,8 @@ class _ClassLoss(Loss):
 class CrossEntropy(_ClassLoss):
     """Cross-entropy on probabilities (e.g. after a Softmax layer), seed 003's formula:
     L = −(1/n) Σ_i Σ_j y_ij log ŷ_ij;  dL/dŷ = −y / ŷ / n.
+    ŷ is clamped below at the dtype's tiny in both (see `clamped`): a confidently wrong
+    example keeps a finite gradient that is the derivative of its loss.
     Targets: integer labels (n,) or one-hot (n, C)."""
 
     def forward(self, pred, target) -> float:
@@ -169,13 +183,10 @@ class CrossEntropy(_ClassLoss):
             )
         y = class_targets("CrossEntropy", target, p.shape[0], p.shape[1], p.dtype)
         self._p, self._y = p, y
-        with np.errstate(divide="ignore"):
-            log_p = np.maximum(np.log(p), -100)
-        return self._reduce(-(y * log_p), p.shape[0])
+        return self._reduce(-(y * np.log(clamped(p))), p.shape[0])
 
     def backward(self) -> np.ndarray:
-        tiny = np.finfo(self._p.dtype).tiny
-        return -self._scale(self._p.shape[0]) * self._y / np.maximum(self._p, tiny)
+        return -self._scale(self._p.shape[0]) * self._y / clamped(self._p)
 
 
 class SoftmaxCrossEntropy(_ClassLoss):

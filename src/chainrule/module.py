@@ -81,6 +81,33 @@ def resolve_rng(rng: np.random.Generator | None = None, seed: int | None = None)
     return rng if rng is not None else np.random.default_rng(seed)
 
 
+def keeps_cache(module: Module) -> bool:
+    """Whether `module`'s forward keeps what its backward needs: always in training mode; in
+    eval mode (inference) only when `module.grad_in_eval` is set, e.g. to differentiate
+    BatchNorm's fixed affine map in a gradient check or the web lab's teaching step."""
+    return module.training or getattr(module, "grad_in_eval", False)
+
+
+def set_grad_in_eval(module: Module, enabled: bool = True) -> Module:
+    """Let `module` and every module inside it keep what backward needs in eval mode too, so
+    the eval-mode function (BatchNorm's running statistics, Dropout off) can be
+    differentiated, as gradient checks and the web lab's teaching step do."""
+    stack = [module]
+    while stack:
+        current = stack.pop()
+        current.grad_in_eval = enabled
+        stack.extend(child for _, child in current.named_children())
+    return module
+
+
+def no_cache_error(name: str) -> RuntimeError:
+    """The one-line error of a backward with nothing kept from the forward."""
+    return RuntimeError(
+        f"{name}.backward() needs a forward pass in train mode (eval mode keeps nothing for "
+        "backward); call model.train() before the forward"
+    )
+
+
 class Module:
     """Base class of layers and models: parameters, buffers, modes and state dicts."""
 

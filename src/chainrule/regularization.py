@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .module import DEFAULT_DTYPE, Module, Parameter, resolve_rng
+from .module import DEFAULT_DTYPE, Module, Parameter, keeps_cache, no_cache_error, resolve_rng
 
 
 class Dropout(Module):
@@ -34,11 +34,13 @@ class Dropout(Module):
         self.rng = resolve_rng(rng, seed)
         self.mask: np.ndarray | None = None
         self._scale: np.ndarray | None = None
+        self._dtype: np.dtype | None = None  # the forward input's: backward computes in it
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         mask = self.mask if mask is None else mask
+        self._dtype = x.dtype
         if not self.training or (self.p == 0 and mask is None):
-            self._scale = None
+            self._scale = None  # the identity: backward needs nothing
             return x
         if mask is None:
             mask = self.rng.random(x.shape, dtype=np.float32) >= self.p
@@ -60,6 +62,8 @@ class Dropout(Module):
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         if not input_grad:
             return None
+        if self._dtype is not None and self._dtype.kind == "f":
+            grad_out = grad_out.astype(self._dtype, copy=False)
         return grad_out if self._scale is None else grad_out * self._scale
 
     def config(self) -> dict:
@@ -77,6 +81,8 @@ class BatchNorm1d(Module):
     Backward (training), n values per channel, g = dL/dy:
         dβ = Σg,   dγ = Σ g·x̂,   dx = γ/(n·√(σ²_B + ε)) · (n·g − dβ − x̂·dγ)
     (the batch statistics depend on x, hence the two correction terms).
+    In eval mode the forward keeps nothing for backward unless `grad_in_eval` is set (see
+    `chainrule.module.set_grad_in_eval`); then backward differentiates the fixed affine map.
     """
 
     _buffer_names = ("running_mean", "running_var")
@@ -102,6 +108,7 @@ class BatchNorm1d(Module):
         self.bias = Parameter(np.zeros(c, self.dtype)) if affine else None
         self.running_mean = np.zeros(c, self.dtype)
         self.running_var = np.ones(c, self.dtype)
+        self._cache = None
 
     def _axes_and_view(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Reduction axes and the shape that broadcasts a (C,) vector against x."""
@@ -136,9 +143,11 @@ class BatchNorm1d(Module):
         else:
             xhat = x - self.running_mean.reshape(view)
             var = self.running_var
-        inv_std = 1.0 / np.sqrt(var + self.eps)
+        inv_std = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype, copy=False)
         xhat *= inv_std.reshape(view)
-        self._cache = (xhat, inv_std, axes, view, self.training)
+        # x̂ is what backward needs; eval mode keeps it only when asked (`grad_in_eval`)
+        keep = keeps_cache(self)
+        self._cache = (xhat, inv_std, axes, view, self.training) if keep else None
         if not self.affine:
             return xhat
         y = xhat * self.weight.data.reshape(view)
@@ -146,12 +155,15 @@ class BatchNorm1d(Module):
         return y
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        if self._cache is None:
+            raise no_cache_error(f"{type(self).__name__}({self.num_features})")
         xhat, inv_std, axes, view, training = self._cache
         if grad_out.shape != xhat.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected grad of shape {xhat.shape}, "
                 f"got {tuple(grad_out.shape)}"
             )
+        grad_out = grad_out.astype(self.dtype, copy=False)
         dbias = grad_out.sum(axis=axes)
         dweight = np.sum(grad_out * xhat, axis=axes)
         if self.affine:

@@ -231,6 +231,7 @@ def teaching_mode(model: Module) -> None:
         module = stack.pop()
         if type(module).__name__.startswith("Dropout") or getattr(module, "_buffer_names", ()):
             module.eval()
+            module.grad_in_eval = True  # eval-mode layers keep nothing for backward otherwise
         stack.extend(child for _, child in module.named_children())
 
 
