@@ -88,7 +88,7 @@ def test_file_holds_arrays_and_a_json_string_only(tmp_path, rng):
                            "optim.2.momentum_buffer", "optim.3.momentum_buffer"}
     assert all(a.dtype.kind == "f" for a in arrays.values())
     assert meta["format"] == "chainrule/1"
-    assert meta["model"]["type"] == "Sequential"
+    assert meta["model"]["type"] == "chainrule.Sequential"
     assert meta["arrays"]["1.weight"] == {"shape": [8, 16], "dtype": "<f4"}
 
 
@@ -146,7 +146,7 @@ def test_wrong_shape_for_the_architecture_is_refused(tmp_path):
     arrays["1.weight"] = np.zeros((8, 15), np.float32)
     meta["arrays"]["1.weight"]["shape"] = [8, 15]  # consistent listing, wrong for Dense(16, 8)
     rewrite(path, arrays, meta)
-    with pytest.raises(ModelFileError, match=r"'1.weight' has shape \(8, 15\).*\(8, 16\)"):
+    with pytest.raises(ModelFileError, match=r"'1.weight' of shape \[8, 16\].*\[8, 15\]"):
         load(path)
 
 
