@@ -132,7 +132,7 @@ def _error(path: Path, problem: str, fix: str = _FIX) -> ModelFileError:
 
 # ---- reading: headers first, then sizes, then (only then) the arrays ------------------------
 MAX_HEADER_SIZE = 10_000  # bytes of one .npy header (NumPy's own default limit)
-MAX_INFLATION = 1100  # deflate cannot expand data more than ~1032×: a bigger claim is a bomb
+MAX_INFLATION = 50  # chainrule writes uncompressed entries; weights never deflate 50:1
 
 
 @dataclass
