@@ -165,7 +165,7 @@ class Module:
         return tied
 
     def tie(self, name: str, to: str) -> None:
-        """Make parameter `name` the very object at `to` (e.g. `model.tie("2.weight", "0.weight")`)."""
+        """Make parameter `name` the very object at `to`: `model.tie("2.weight", "0.weight")`."""
         params = dict(self.named_parameters(remove_duplicate=False))
         for key in (name, to):
             if key not in params:

@@ -6,15 +6,21 @@ A chainrule model file is an ordinary NumPy `.npz` (a zip of `.npy` arrays) hold
     optim.<i>.<slot>           optional optimizer state, e.g. `optim.0.momentum_buffer`
     __meta__                   a 0-d unicode array: one JSON document (see below)
 
-The JSON holds the format tag, the chainrule version, the architecture (`describe(model)`,
-rebuilt by `module_from_config`), the dtype, the name/shape/dtype of every array, the
-optimizer's hyperparameters and slot names, and free-form `metadata` (class names,
-preprocessing, training history, epoch and RNG state for `chainrule train --resume`).
+The JSON holds the format tag, the chainrule version, the architecture (`describe(model)`:
+qualified layer types such as "chainrule.Dense", rebuilt by `module_from_config`), the
+name/shape/dtype of every array (each layer loads in its own dtype), which parameters are
+shared (`tied`: {"2.weight": "0.weight"}), the optimizer's hyperparameters and slot names, and
+free-form `metadata` (class names, preprocessing, training history, epoch and RNG state for
+`chainrule train --resume`).
 
-Reading uses `np.load(..., allow_pickle=False)` only, so a file can never run code, and every
-array is checked against the JSON and against the rebuilt model before it is used. Anything
-else (a truncated or corrupt file, a missing or extra array, a wrong shape or dtype, a file
-chainrule did not write) raises `ModelFileError` naming the file and what to do.
+Reading never trusts the file: it reads the `.npy` headers first (refusing pickled objects,
+sizes that disagree with the zip directory, and entries claiming far more bytes than the file
+holds), then checks every size in the architecture against the listed arrays, so a tiny file
+cannot make it allocate a huge layer; only then are the arrays read (`allow_pickle=False`) and
+the model built. Only registered, public layer types load (old files' bare built-in names
+such as "Dense" map to chainrule's own). Anything else (a truncated or corrupt file, a missing
+or extra array, a wrong shape or dtype, a file chainrule did not write) raises
+`ModelFileError` naming the file and what to do.
 Writes go to a temporary file in the same folder, then `os.replace`, so a crash mid-write
 never leaves a half-written model behind.
 """
@@ -214,7 +220,7 @@ def _read_meta(path: Path, zf: zipfile.ZipFile, entries: dict[str, _Entry]) -> d
     raw = _read_array(zf, entry)
     try:
         meta = json.loads(str(raw))
-    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+    except (ValueError, RecursionError) as exc:  # also too long an integer, too deep nesting
         raise _error(path, f"its {META_KEY} JSON is corrupt ({_short(exc)})") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
