@@ -272,3 +272,30 @@ def test_clip_grad_norm_float32_and_module():
     with pytest.raises(FloatingPointError):
         model.weight.grad[0, 0] = np.nan
         cr.optim.clip_grad_norm(model, 1.0, error_if_nonfinite=True)
+
+
+# ---- a saved state missing a slot is refused on load (issue 14) ---------------------------
+@pytest.mark.parametrize(
+    ("make", "drop"),
+    [
+        (lambda ps: cr.optim.SGD(ps, lr=0.1, momentum=0.9), "momentum_buffer"),
+        (lambda ps: cr.optim.Adam(ps, lr=0.01), "exp_avg_sq"),
+        (lambda ps: cr.optim.Adam(ps, lr=0.01, amsgrad=True), "max_exp_avg_sq"),
+        (lambda ps: cr.optim.RMSprop(ps, lr=0.01, momentum=0.5), "momentum_buffer"),
+    ],
+    ids=["sgd-momentum", "adam", "adam-amsgrad", "rmsprop-momentum"],
+)
+def test_load_refuses_a_state_missing_a_slot(make, drop):
+    model = cr.Sequential(cr.Dense(3, 2, seed=0), cr.Dense(2, 2, seed=1))
+    opt = make(model.parameters())
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    state = opt.state_dict()
+    del state["state"][1][drop]
+    fresh = make(model.parameters())
+    with pytest.raises(ValueError, match=f"parameter 1 lacks slot '{drop}'"):
+        fresh.load_state_dict(state)
+    empty = make(model.parameters())
+    empty.load_state_dict(make(model.parameters()).state_dict())  # no step yet: nothing needed
+    empty.step()

@@ -88,7 +88,7 @@ def test_file_holds_arrays_and_a_json_string_only(tmp_path, rng):
                            "optim.2.momentum_buffer", "optim.3.momentum_buffer"}
     assert all(a.dtype.kind == "f" for a in arrays.values())
     assert meta["format"] == "chainrule/1"
-    assert meta["model"]["type"] == "Sequential"
+    assert meta["model"]["type"] == "chainrule.Sequential"
     assert meta["arrays"]["1.weight"] == {"shape": [8, 16], "dtype": "<f4"}
 
 
@@ -146,7 +146,7 @@ def test_wrong_shape_for_the_architecture_is_refused(tmp_path):
     arrays["1.weight"] = np.zeros((8, 15), np.float32)
     meta["arrays"]["1.weight"]["shape"] = [8, 15]  # consistent listing, wrong for Dense(16, 8)
     rewrite(path, arrays, meta)
-    with pytest.raises(ModelFileError, match=r"'1.weight' has shape \(8, 15\).*\(8, 16\)"):
+    with pytest.raises(ModelFileError, match=r"'1.weight' of shape \[8, 16\].*\[8, 15\]"):
         load(path)
 
 
@@ -261,3 +261,208 @@ def test_model_file_error_is_a_value_error():
 
 def test_top_level_exports():
     assert cr.save is save and cr.load is load
+
+
+# ---- issue 14: shared weights, reused layers, hostile sizes, layer names, dtypes, modes --------
+def tied_model():
+    d1, d2 = cr.Dense(4, 4, seed=0), cr.Dense(4, 4, seed=1)
+    d2.weight = d1.weight
+    return cr.Sequential(d1, cr.ReLU(), d2), d1, d2
+
+
+def test_a_shared_parameter_is_listed_and_stepped_once(rng):
+    model, d1, d2 = tied_model()
+    assert len(model.parameters()) == 3  # weight once, two biases
+    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias", "2.bias"]
+    assert set(model.state_dict()) == {"0.weight", "0.bias", "2.weight", "2.bias"}  # like torch
+    assert model.num_parameters() == 16 + 4 + 4
+    x, y = rng.random((5, 4)).astype(np.float32), rng.integers(0, 4, 5)
+    loss_fn = cr.SoftmaxCrossEntropy()
+    loss_fn(model(x), y)
+    model.backward(loss_fn.backward())
+    before, grad = d1.weight.data.copy(), d1.weight.grad.copy()
+    cr.optim.SGD(model.parameters(), lr=0.1).step()
+    np.testing.assert_allclose(d1.weight.data, before - 0.1 * grad, rtol=1e-6)
+    assert d2.weight is d1.weight
+
+
+def test_tied_model_round_trips_still_tied(tmp_path):
+    model, d1, _ = tied_model()
+    opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    ckpt = load_checkpoint(save(model, tmp_path / "tied.npz", optimizer=opt))
+    back = ckpt.model
+    assert back[2].weight is back[0].weight
+    np.testing.assert_array_equal(back[0].weight.data, d1.weight.data)
+    fresh = cr.optim.SGD(back.parameters(), lr=0.1, momentum=0.9)
+    fresh.load_state_dict(ckpt.optimizer)  # one momentum buffer per distinct parameter
+
+
+def test_tied_arrays_that_differ_are_refused(tmp_path):
+    path = save(tied_model()[0], tmp_path / "tied.npz")
+    arrays, meta = contents(path)
+    arrays["2.weight"] = arrays["2.weight"] + 1
+    rewrite(path, arrays, meta)
+    with pytest.raises(ModelFileError, match="tied parameters '2.weight' and '0.weight'"):
+        load(path)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda d: cr.Sequential(d, cr.ReLU(), d),
+        lambda d: cr.Sequential([d, d]),
+        lambda d: cr.Sequential(cr.Sequential(d), cr.ReLU(), d),
+        lambda d: cr.Sequential(d, cr.ReLU()).append(d),
+    ],
+    ids=["twice", "list", "nested", "append"],
+)
+def test_one_layer_used_twice_is_refused_with_a_pointer_to_tying(build):
+    with pytest.raises(ValueError, match=r"layer 0(\.0)? \(Dense\) appears twice in Sequential; "
+                       r"use a separate layer and tie weights: d2.weight = d1.weight"):
+        build(cr.Dense(3, 3))
+
+
+def test_failed_append_leaves_the_model_as_it_was():
+    d = cr.Dense(3, 3)
+    model = cr.Sequential(d)
+    with pytest.raises(ValueError, match="appears twice"):
+        model.append(d)
+    assert len(model) == 1
+
+
+def hostile_file(path, in_features=30000, out_features=30000):
+    """A ~1 KB model file whose architecture asks for a Dense of 30000×30000 (3.6 GB)."""
+    save(cr.Sequential(cr.Dense(2, 2)), path)
+    arrays, meta = contents(path)
+    meta["model"]["layers"][0].update(in_features=in_features, out_features=out_features)
+    rewrite(path, arrays, meta)
+    return path
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        {"type": "chainrule.Dense", "in_features": 30000, "out_features": 30000},
+        {"type": "Conv2D", "in_channels": 3000, "out_channels": 3000, "kernel_size": 99},
+        {"type": "chainrule.BatchNorm1d", "num_features": 10**9},
+        {"type": "chainrule.Dense", "in_features": 2, "out_features": -5},
+    ],
+    ids=["dense", "conv", "batchnorm", "negative"],
+)
+def test_a_tiny_file_cannot_ask_for_a_huge_layer(tmp_path, layer):
+    import tracemalloc
+
+    path = tmp_path / "hostile.npz"
+    save(cr.Sequential(cr.Dense(2, 2)), path)
+    arrays, meta = contents(path)
+    meta["model"]["layers"][0] = layer
+    rewrite(path, arrays, meta)
+    assert path.stat().st_size < 4000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="layer 0") as info:
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000, f"refusing the file took {peak:,} bytes"
+    assert "\n" not in str(info.value)
+
+
+def test_a_zip_bomb_entry_is_refused_before_it_is_inflated(tmp_path):
+    import tracemalloc
+
+    path = save(small_model(), tmp_path / "m.npz")
+    arrays, meta = contents(path)
+    arrays["1.weight"] = np.zeros((8, 16), np.float32)
+    big = np.zeros((4096, 4096), np.float32)  # 64 MB of zeros: deflates to ~65 KB
+    arrays["huge"] = big
+    meta["arrays"]["huge"] = {"shape": [4096, 4096], "dtype": "<f4"}
+    np.savez_compressed(path, **arrays, __meta__=np.array(json.dumps(meta)))
+    del big, arrays
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match="zip bomb"):
+            load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000
+
+
+def test_old_files_with_bare_built_in_names_still_load(tmp_path):
+    model = small_model()
+    path = save(model, tmp_path / "m.npz")
+    arrays, meta = contents(path)
+
+    def strip(spec):
+        spec["type"] = spec["type"].removeprefix("chainrule.")
+        for child in spec.get("layers", []):
+            strip(child)
+
+    strip(meta["model"])
+    rewrite(path, arrays, meta)
+    x = np.ones((2, 4, 4), np.float32)
+    np.testing.assert_allclose(load(path)(x), model.eval()(x), rtol=1e-6)
+
+
+def test_a_user_class_called_dense_does_not_replace_the_real_one(tmp_path):
+    class Dense(cr.Module):  # noqa: F811 - the clash is the point
+        def forward(self, x):
+            return x
+
+    from chainrule.module import MODULE_REGISTRY
+
+    assert MODULE_REGISTRY["chainrule.Dense"] is cr.Dense
+    path = save(small_model(), tmp_path / "m.npz")
+    assert isinstance(load(path)[1], cr.Dense)
+    spec = serialize.describe(Dense())
+    assert spec["type"].endswith("test_a_user_class_called_dense_does_not_replace_the_real_one"
+                                 ".<locals>.Dense")
+
+
+def test_taking_a_registered_name_raises_at_definition_time():
+    with pytest.raises(TypeError, match="'chainrule.Dense' is already taken"):
+
+        class Impostor(cr.Module, type_name="chainrule.Dense"):
+            pass
+
+
+@pytest.mark.parametrize("name", ["Activation", "chainrule.Activation", "_Pool2D", "Module",
+                                  "chainrule._Pool2D", "os.system"])
+def test_base_classes_and_strangers_are_not_loadable(tmp_path, name):
+    path = save(small_model(), tmp_path / "m.npz")
+    arrays, meta = contents(path)
+    meta["model"]["layers"][2] = {"type": name}
+    rewrite(path, arrays, meta)
+    with pytest.raises(ModelFileError, match="unknown layer type"):
+        load(path)
+
+
+def test_mixed_float32_float64_model_round_trips(tmp_path):
+    model = cr.Sequential(cr.Dense(4, 3, seed=0, dtype=np.float64), cr.ReLU(),
+                          cr.Dense(3, 2, seed=1, dtype=np.float32))
+    back = load(save(model, tmp_path / "mixed.npz"))
+    assert back[0].weight.data.dtype == np.float64 and back[0].dtype == np.float64
+    assert back[2].weight.data.dtype == np.float32 and back[2].dtype == np.float32
+    x = np.ones((2, 4))
+    np.testing.assert_allclose(back(x), model(x), rtol=1e-6)
+
+
+def test_an_array_whose_dtype_disagrees_with_its_record_is_refused(tmp_path):
+    path = save(small_model(), tmp_path / "m.npz")
+    arrays, meta = contents(path)
+    arrays["3.bias"] = arrays["3.bias"].astype(np.float64)  # listing still says <f4
+    rewrite(path, arrays, meta)
+    with pytest.raises(ModelFileError, match=r"'3.bias' is <f8\[3\], its JSON says <f4\[3\]"):
+        load(path)
+
+
+def test_load_is_for_inference_and_load_checkpoint_for_training(tmp_path):
+    path = save(small_model().eval(), tmp_path / "m.npz")
+    assert load(path).training is False
+    ckpt_model = load_checkpoint(path).model
+    assert ckpt_model.training is True and all(layer.training for layer in ckpt_model)

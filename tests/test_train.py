@@ -116,3 +116,40 @@ def test_sgd_rejects_bad_learning_rates():
     for lr in (-0.1, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="learning rate"):
             cr.optim.SGD(params, lr=lr)
+
+
+# ---- empty data, early-stopping names (issue 14) ------------------------------------------
+def test_fit_on_empty_data_is_a_clear_value_error():
+    model = cr.Sequential(cr.Dense(2, 3))
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+    empty = np.zeros((0, 2), np.float32)
+    with pytest.raises(ValueError, match="0 examples"):
+        cr.fit(model, cr.SoftmaxCrossEntropy(), opt, empty, np.zeros(0, np.int64), progress=False)
+    with pytest.raises(ValueError, match="4 examples but y has 3"):
+        cr.fit(model, cr.SoftmaxCrossEntropy(), opt, np.zeros((4, 2), np.float32),
+               np.zeros(3, np.int64), progress=False)
+
+
+def test_predict_on_zero_rows_keeps_the_output_shape():
+    mlp = cr.Sequential(cr.Dense(4, 3), cr.ReLU(), cr.Dense(3, 2))
+    assert cr.predict(mlp, np.zeros((0, 4), np.float32)).shape == (0, 2)
+    cnn = cr.models.cnn(seed=0)
+    assert cr.predict(cnn, np.zeros((0, 1, 28, 28), np.float32)).shape == (0, 10)
+    assert cnn.training  # predict restores the mode it found
+
+
+def test_early_stopping_rejects_an_unknown_monitor():
+    with pytest.raises(ValueError, match="unknown monitor 'val_los'.*'val_loss'"):
+        cr.EarlyStopping(patience=2, monitor="val_los")
+
+
+def test_early_stopping_on_accuracy_waits_for_it_to_grow():
+    stop = cr.EarlyStopping(patience=2, monitor="val_accuracy", restore_best=False)
+    history = cr.History()
+    stopped = []
+    for epoch, acc in enumerate([0.5, 0.6, 0.7, 0.65, 0.68], start=1):
+        history.loss.append(1.0)
+        history.val_accuracy.append(acc)
+        stopped.append(stop(epoch, history))
+    assert stopped == [False, False, False, False, True]
+    assert stop.best == 0.7 and stop.best_epoch == 3

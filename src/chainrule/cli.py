@@ -143,7 +143,8 @@ def build_parser() -> Parser:
                    metavar="NAME", help="hidden activation: " + ", ".join(sorted(ACTIVATION_LAYERS))
                    + " (default relu)")
     t.add_argument("--epochs", type=positive_int, help="passes over the training data "
-                   "(default 30 for mlp, 12 for cnn; with --resume: the new total)")
+                   "(default 30 for mlp, 12 for cnn; with --resume: the new total, and the "
+                   "remaining epochs take the cosine rates of a fresh run of that length)")
     t.add_argument("--batch-size", type=batch_size, metavar="N|full",
                    help="examples per step: 1 = stochastic, 0 or full = full batch (default 64)")
     t.add_argument("--batches", type=positive_int, metavar="N",
@@ -169,7 +170,8 @@ def build_parser() -> Parser:
                    "same data → bit-identical weights")
     t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>/)")
     t.add_argument("--resume", metavar="RUN_DIR_OR_MODEL",
-                   help="continue an interrupted run from its checkpoint")
+                   help="continue an interrupted run from its checkpoint; without --epochs "
+                   "the result equals the uninterrupted run exactly")
     t.add_argument("--no-plots", dest="plots", action="store_false",
                    help="skip the PNG figures (model.npz and history.json only)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary")

@@ -188,7 +188,8 @@ def gradcheck(
         raise TypeError(f"gradcheck: expected a Module or Loss, got {type(target).__name__}")
     if len(inputs) != 1:
         raise TypeError("gradcheck(module, x): give exactly one input array")
-    model = set_grad_in_eval(copy.deepcopy(target).astype(np.float64))  # eval mode too: keep caches
+    # eval mode too keeps its caches here: the check needs backward
+    model = set_grad_in_eval(copy.deepcopy(target).astype(np.float64))
     x = np.array(inputs[0], dtype=np.float64)
     R = np.random.default_rng(seed).standard_normal(model.forward(x.copy()).shape)
 

@@ -146,7 +146,12 @@ class Reshape(Module):
 
 class Sequential(Module):
     """Layers applied in order: `model(x)` runs forward through each, `model.backward(g)`
-    runs backward through them in reverse (the chain rule, one layer at a time)."""
+    runs backward through them in reverse (the chain rule, one layer at a time).
+
+    Each layer object may appear only once (nested containers included): a layer keeps one
+    forward cache for its backward, so a second use would overwrite the first's. To share
+    weights, use two layers and tie them: `d2.weight = d1.weight`.
+    """
 
     def __init__(self, *layers: Module | Iterable[Module]) -> None:
         if len(layers) == 1 and not isinstance(layers[0], Module):
@@ -155,6 +160,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential: item {i} is {type(layer).__name__}, not a layer")
         self.layers = list(layers)
+        _refuse_reused_layers(self)
 
     def named_children(self):
         for i, layer in enumerate(self.layers):
@@ -170,7 +176,14 @@ class Sequential(Module):
         return iter(self.layers)
 
     def append(self, layer: Module) -> Sequential:
+        if not isinstance(layer, Module):
+            raise TypeError(f"Sequential.append: got {type(layer).__name__}, not a layer")
         self.layers.append(layer)
+        try:
+            _refuse_reused_layers(self)
+        except ValueError:
+            self.layers.pop()
+            raise
         return self
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -233,6 +246,26 @@ class Sequential(Module):
         text = "\n".join(lines)
         print(text, file=file or sys.stdout)
         return text
+
+
+def _refuse_reused_layers(container: Module) -> None:
+    """ValueError when one layer object sits twice in the tree under `container`."""
+    seen: dict[int, str] = {}
+
+    def walk(module: Module, prefix: str) -> None:
+        for name, child in module.named_children():
+            path = prefix + name
+            if child is container:
+                raise ValueError(f"Sequential: layer {path} is the Sequential itself (a loop)")
+            if id(child) in seen:
+                raise ValueError(
+                    f"layer {seen[id(child)]} ({type(child).__name__}) appears twice in "
+                    f"Sequential; use a separate layer and tie weights: d2.weight = d1.weight"
+                )
+            seen[id(child)] = path
+            walk(child, path + ".")
+
+    walk(container, "")
 
 
 def parameters_to_vector(model: Module) -> np.ndarray:

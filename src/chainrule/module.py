@@ -13,9 +13,11 @@ import numpy as np
 
 DEFAULT_DTYPE = np.float32
 
-# Every Module subclass registers itself here by class name so saved models can be rebuilt
-# from their JSON description without pickle.
+# Every Module subclass registers itself here under a qualified type name, so saved models
+# can be rebuilt from their JSON description without pickle: chainrule's own layers as
+# "chainrule.Dense", anyone else's as "their_module.TheirClass" (or `type_name=`).
 MODULE_REGISTRY: dict[str, type[Module]] = {}
+BUILTIN_PREFIX = "chainrule."
 
 
 class Parameter:
@@ -113,9 +115,23 @@ class Module:
 
     training: bool = True
 
-    def __init_subclass__(cls, **kwargs) -> None:
+    def __init_subclass__(cls, type_name: str | None = None, loadable: bool = True, **kwargs):
+        """Register the class for `module_from_config` under its qualified type name.
+
+        `type_name` overrides the name; `loadable=False` keeps a base class out of model files.
+        A name already taken by another class raises TypeError here, at definition time.
+        """
         super().__init_subclass__(**kwargs)
-        MODULE_REGISTRY[cls.__name__] = cls
+        cls._loadable = bool(loadable)
+        name = type_name or _default_type_name(cls)
+        cls._type_name = name
+        existing = MODULE_REGISTRY.get(name)
+        if existing is not None and _origin(existing) != _origin(cls):  # a reload may re-register
+            raise TypeError(
+                f"layer type name {name!r} is already taken by {_origin(existing)}; give "
+                f"{cls.__qualname__} another name: class {cls.__name__}(..., type_name='...')"
+            )
+        MODULE_REGISTRY[name] = cls
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
@@ -136,15 +152,60 @@ class Module:
             if isinstance(value, Module):
                 yield name, value
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter) pairs in a fixed order.
+
+        A parameter shared by two layers (weight tying: `d2.weight = d1.weight`) is listed
+        once, under the first name met, as in PyTorch, so an optimizer steps it once; with
+        `remove_duplicate=False` every name is listed (what `state_dict` saves).
+        """
+        seen: set[int] = set()
+        for name, p in self._all_named_parameters(prefix):
+            if remove_duplicate:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+            yield name, p
+
+    def _all_named_parameters(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
         for name, value in vars(self).items():
             if isinstance(value, Parameter):
                 yield prefix + name, value
         for name, child in self.named_children():
-            yield from child.named_parameters(f"{prefix}{name}.")
+            yield from child._all_named_parameters(f"{prefix}{name}.")
 
     def parameters(self) -> list[Parameter]:
+        """Every trainable parameter once (shared ones are not repeated), in a fixed order."""
         return [p for _, p in self.named_parameters()]
+
+    def tied_parameters(self) -> dict[str, str]:
+        """{later name: first name} for every parameter shared under two names (weight tying)."""
+        first: dict[int, str] = {}
+        tied = {}
+        for name, p in self.named_parameters(remove_duplicate=False):
+            if id(p) in first:
+                tied[name] = first[id(p)]
+            else:
+                first[id(p)] = name
+        return tied
+
+    def tie(self, name: str, to: str) -> None:
+        """Make parameter `name` the very object at `to`: `model.tie("2.weight", "0.weight")`."""
+        params = dict(self.named_parameters(remove_duplicate=False))
+        for key in (name, to):
+            if key not in params:
+                raise KeyError(f"tie: no parameter {key!r}; known: {sorted(params)}")
+        if params[name].shape != params[to].shape:
+            raise ValueError(
+                f"tie: {name!r} has shape {params[name].shape}, {to!r} has {params[to].shape}"
+            )
+        owner_path, _, attr = name.rpartition(".")
+        owner: Module = self
+        for part in owner_path.split(".") if owner_path else ():
+            owner = dict(owner.named_children())[part]
+        setattr(owner, attr, params[to])
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
         """Non-trainable state saved with the model (e.g. BatchNorm running statistics)."""
@@ -171,14 +232,18 @@ class Module:
 
     # ---- saving and loading --------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter and buffer under dotted names (`0.weight`, ...)."""
-        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        """Copies of every parameter and buffer under dotted names (`0.weight`, ...).
+
+        Like PyTorch's, a parameter shared by two layers appears under both names.
+        """
+        state = {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
         state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
         return state
 
     def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
         """Copy arrays into the parameters and buffers; names and shapes must match."""
-        targets: dict[str, np.ndarray] = {n: p.data for n, p in self.named_parameters()}
+        params = self.named_parameters(remove_duplicate=False)
+        targets: dict[str, np.ndarray] = {n: p.data for n, p in params}
         targets.update(dict(self.named_buffers()))
         missing = sorted(set(targets) - set(state))
         unexpected = sorted(set(state) - set(targets))
@@ -225,18 +290,59 @@ class Module:
         return f"{type(self).__name__}({self.extra_repr()})"
 
 
+def _origin(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _default_type_name(cls: type) -> str:
+    if cls.__module__ == "chainrule" or cls.__module__.startswith(BUILTIN_PREFIX):
+        return BUILTIN_PREFIX + cls.__qualname__
+    return _origin(cls)
+
+
+def _is_loadable(cls: type[Module]) -> bool:
+    """User classes unless marked `loadable=False`; of chainrule's own, only the public layers
+    (those the package exports), never internal bases such as Activation or _Pool2D."""
+    if not cls.__dict__.get("_loadable", True):
+        return False
+    if cls._type_name.startswith(BUILTIN_PREFIX):
+        import chainrule
+
+        return getattr(chainrule, cls.__name__, None) is cls
+    return True
+
+
+def layer_type(type_name) -> type[Module]:
+    """The registered, loadable layer class for a type name from a model file.
+
+    Old files name chainrule's layers bare ("Dense"); those map to the built-ins only, so a
+    class of yours that happens to be called Dense never replaces the real one.
+    """
+    if not isinstance(type_name, str):
+        raise ValueError(f"layer type must be a string, got {type_name!r}")
+    cls = MODULE_REGISTRY.get(type_name)
+    if cls is None and "." not in type_name:
+        cls = MODULE_REGISTRY.get(BUILTIN_PREFIX + type_name)
+    if cls is None or not _is_loadable(cls):
+        known = sorted(n for n, c in MODULE_REGISTRY.items() if _is_loadable(c))
+        raise ValueError(f"unknown layer type {type_name!r}; known: {known}")
+    return cls
+
+
 def module_from_config(spec: dict) -> Module:
     """Rebuild a module from `{"type": name, **config}` (the inverse of `describe`)."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"a layer description must be a JSON object, got {spec!r}")
     spec = dict(spec)
-    type_name = spec.pop("type", None)
-    cls = MODULE_REGISTRY.get(type_name)
-    if cls is None:
-        raise ValueError(f"unknown layer type {type_name!r}; known: {sorted(MODULE_REGISTRY)}")
+    cls = layer_type(spec.pop("type", None))
     if hasattr(cls, "from_config"):
         return cls.from_config(spec)
     return cls(**spec)
 
 
 def describe(module: Module) -> dict:
-    """`{"type": name, **config}`: a JSON-able description that `module_from_config` rebuilds."""
-    return {"type": type(module).__name__, **module.config()}
+    """`{"type": name, **config}`: a JSON-able description that `module_from_config` rebuilds.
+
+    The type is the registered qualified name: "chainrule.Dense", "your_module.YourLayer".
+    """
+    return {"type": type(module)._type_name, **module.config()}

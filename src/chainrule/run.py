@@ -164,6 +164,17 @@ def make_scheduler(cfg: TrainConfig, opt, n_train: int):
     return optim.lr_scheduler.CosineAnnealingLR(opt, T_max=schedule_epochs(cfg, n_train))
 
 
+def replay_schedule(cfg: TrainConfig, opt, n_train: int, epochs_done: int):
+    """The schedule of a fresh run of `cfg.epochs`, stepped to `epochs_done`: resuming with a
+    new --epochs continues on the rates a run of that length would use from that epoch on
+    (the epochs already trained keep the rates they had)."""
+    opt.lr = cfg.resolved_lr()
+    scheduler = make_scheduler(cfg, opt, n_train)
+    for _ in range(epochs_done if scheduler is not None else 0):
+        scheduler.step()
+    return scheduler
+
+
 def split_validation(x, y, size: int, seed: int):
     """Hold out `size` training examples (a seeded random choice) for validation."""
     if size <= 0:
@@ -231,6 +242,7 @@ class Run:
             raise RunError(f"{ckpt.path}: has no training state to resume (it was saved "
                            "without an optimizer); start a new run with `chainrule train`")
         cfg = TrainConfig.from_dict(training["config"])
+        new_length = epochs is not None and epochs != cfg.epochs
         if epochs is not None:
             cfg.epochs = epochs
         data = load_data(cfg)
@@ -240,12 +252,12 @@ class Run:
         try:
             opt.load_state_dict({"param_groups": ckpt.optimizer["param_groups"],
                                  "state": ckpt.optimizer["state"]})
-            if scheduler is not None and training.get("scheduler"):
-                state = dict(training["scheduler"])
-                if epochs is not None:  # a longer run: the cosine now spans the new length
-                    state["T_max"] = scheduler.T_max
-                scheduler.load_state_dict(state)
-        except (ValueError, KeyError, TypeError) as exc:
+            if new_length:
+                scheduler = replay_schedule(cfg, opt, len(data[0][0]),
+                                            len(ckpt.metadata.get("history", {}).get("loss", [])))
+            elif scheduler is not None and training.get("scheduler"):
+                scheduler.load_state_dict(dict(training["scheduler"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RunError(f"{ckpt.path}: cannot restore the optimizer ({exc})") from exc
         rng = np.random.default_rng()
         try:

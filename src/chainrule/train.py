@@ -60,14 +60,23 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def predict(model: Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Model outputs for `x` in eval mode, computed in chunks to bound memory."""
+    """Model outputs for `x` (N, ...) in eval mode, computed in chunks to bound memory.
+
+    Returns what the model returns, stacked: (N, classes) logits for a classifier. With N = 0
+    one zero row goes through the model to learn the output's shape, so the result is still
+    (0, classes).
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"predict: batch_size must be ≥ 1, got {batch_size}")
     was_training = model.training
     model.eval()
     try:
+        if len(x) == 0:
+            return model(np.zeros((1, *np.shape(x)[1:]), np.asarray(x).dtype))[:0]
         outs = [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
-    return np.concatenate(outs) if outs else np.zeros((0,))
+    return np.concatenate(outs)
 
 
 def evaluate(
@@ -115,9 +124,9 @@ def fit(
     - `on_epoch_end(epoch, history)`: return True to stop early.
     Raises `TrainingDiverged` at the first NaN/inf loss.
     """
+    n = _check_data(x, y)
     rng = rng if rng is not None else np.random.default_rng(seed)
     history = history if history is not None else History()
-    n = len(x)
     size = n if not batch_size else min(int(batch_size), n)
     per_epoch = math.ceil(n / size)
     seen = 0
@@ -178,6 +187,16 @@ def fit(
         if stop or (max_batches is not None and seen >= max_batches):
             break
     return history
+
+
+def _check_data(x: np.ndarray, y: np.ndarray) -> int:
+    """The number of training examples, or a ValueError when there are none or x, y differ."""
+    n = len(x)
+    if n == 0:
+        raise ValueError("fit: x has 0 examples; pass at least one row to train on")
+    if len(y) != n:
+        raise ValueError(f"fit: x has {n} examples but y has {len(y)}; give one target per row")
+    return n
 
 
 def _labels(yb: np.ndarray) -> np.ndarray:

@@ -67,6 +67,12 @@ class RMSprop(Optimizer):
             ),
         )
 
+    def required_slots(self, group: dict) -> frozenset[str]:
+        slots = {"step", "square_avg"}
+        slots |= {"momentum_buffer"} if group["momentum"] > 0 else set()
+        slots |= {"grad_avg"} if group["centered"] else set()
+        return frozenset(slots)
+
     def step(self) -> None:
         group = self.param_groups[0]
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
@@ -140,6 +146,9 @@ class Adagrad(Optimizer):
             state["step"] = np.zeros((), dtype=np.int64)
             state["sum"] = np.full_like(p.data, init)
 
+    def required_slots(self, group: dict) -> frozenset[str]:
+        return frozenset({"step", "sum"})
+
     def step(self) -> None:
         group = self.param_groups[0]
         lr, lr_decay, wd, eps = group["lr"], group["lr_decay"], group["weight_decay"], group["eps"]
@@ -210,6 +219,10 @@ class Adam(Optimizer):
                 f"{type(self).__name__}: the saved state is from {other} "
                 f"(decoupled_weight_decay={not self.decoupled})"
             )
+
+    def required_slots(self, group: dict) -> frozenset[str]:
+        slots = {"step", "exp_avg", "exp_avg_sq"}
+        return frozenset(slots | {"max_exp_avg_sq"} if group["amsgrad"] else slots)
 
     def step(self) -> None:
         group = self.param_groups[0]

@@ -63,6 +63,9 @@ class BarzilaiBorwein(Optimizer):
         if "variant" in group:
             group["variant"] = _VARIANTS[group["variant"]]
 
+    def required_slots(self, group: dict) -> frozenset[str]:
+        return frozenset({"step", "prev_param", "prev_grad"})
+
     def step(self) -> None:
         group = self.param_groups[0]
         lr, variant, wd = group["lr"], group["variant"], group["weight_decay"]

@@ -163,6 +163,8 @@ class Optimizer:
                         f"{name}: saved {k!r} of parameter {i} has shape {shape}, "
                         f"expected {expected} (parameter shape {p.data.shape})"
                     )
+        self._validate_group(group)
+        self._check_slots_present([set(s) for s in slots], {**self.hyperparameters(), **group})
         self.state = [
             {
                 k: np.array(v, dtype=np.int64 if k in self.scalar_slots else p.data.dtype)
@@ -170,8 +172,29 @@ class Optimizer:
             }
             for p, s in zip(self.params, slots)
         ]
-        self._validate_group(group)
         self.param_groups[0].update(group)
+
+    def required_slots(self, group: dict) -> frozenset[str]:
+        """The slots `step()` reads once a parameter has state, for these hyperparameters.
+
+        Subclasses override this (e.g. SGD needs `momentum_buffer` only when momentum > 0).
+        """
+        return frozenset()
+
+    def _check_slots_present(self, saved: list[set[str]], group: dict) -> None:
+        """A saved state is either empty (no step taken yet) or complete for every parameter;
+        anything in between would load, then fail (or silently restart) inside `step()`."""
+        if not any(saved):
+            return
+        required = self.required_slots(group)
+        for i, names in enumerate(saved):
+            missing = sorted(required - names)
+            if missing:
+                raise ValueError(
+                    f"{type(self).__name__}: the saved state of parameter {i} lacks slot "
+                    f"{missing[0]!r} (it has {sorted(names)}); the state is incomplete, "
+                    f"so start this optimizer afresh instead of loading it"
+                )
 
     def _validate_group(self, group: dict) -> None:
         """Subclasses re-check loaded hyperparameters here."""

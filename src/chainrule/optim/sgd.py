@@ -41,6 +41,9 @@ class SGD(Optimizer):
                  weight_decay=weight_decay, nesterov=bool(nesterov)),
         )
 
+    def required_slots(self, group: dict) -> frozenset[str]:
+        return frozenset({"momentum_buffer"}) if group["momentum"] else frozenset()
+
     def step(self) -> None:
         group = self.param_groups[0]
         lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
