@@ -264,14 +264,14 @@ class WebApi:
         lr = check_lr(payload.get("lr", DEFAULT_LR))
         data = decode_image_field(payload.get("image"))
         image = await run_in_threadpool(digit_from_bytes, data)
-        sid = session_id(request) or new_session_id()
-        own = await run_in_threadpool(self.sessions.lab_for_teach, sid)
-        result = await run_in_threadpool(own.teach, image, label, lr)
+        sid = session_id(request)
+        if sid is None:  # no cookie yet: a one-off step that takes no visitor's place
+            result = await run_in_threadpool(self.sessions.teach_once, image, label, lr)
+        else:
+            own = await run_in_threadpool(self.sessions.lab_for_teach, sid)
+            result = await run_in_threadpool(own.teach, image, label, lr)
         result["input"] = np.round(image.astype(np.float64), 3).tolist()
-        response = JSONResponse(finite(result))
-        if session_id(request) is None:
-            set_session_cookie(response, sid)
-        return response
+        return with_session(request, JSONResponse(finite(result)))
 
     async def reset(self, request: Request) -> Response:
         check_origin(request)
