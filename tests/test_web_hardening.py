@@ -94,34 +94,36 @@ def test_decoding_holds_one_of_the_decode_slots(monkeypatch):
     slots = threading.BoundedSemaphore(1)
     monkeypatch.setattr(web_app, "decode_slots", slots)
     held = []
-    real = web_app.shrink_image
+    real = web_app.shrunk_png
 
-    def spy(data, *args, **kwargs):
+    def spy(*args, **kwargs):
         held.append(not slots.acquire(blocking=False))  # busy: this decode holds the slot
-        return real(data, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(web_app, "shrink_image", spy)
+    monkeypatch.setattr(web_app, "shrunk_png", spy)
     digit_from_bytes(stroke_png(600))
     assert held == [True]
     assert slots.acquire(blocking=False)  # and gives it back
+    digit_from_bytes(stroke_png(280))  # a canvas-sized drawing needs no slot
+    assert held == [True]
 
 
 def test_at_most_decode_slots_images_are_decoded_at_once(monkeypatch):
     active, most, lock = [0], [0], threading.Lock()
     everyone_waiting = threading.Event()
-    real = web_app.shrink_image
+    real = web_app.shrunk_png
 
-    def slow(data, *args, **kwargs):
+    def slow(*args, **kwargs):
         with lock:
             active[0] += 1
             most[0] = max(most[0], active[0])
         everyone_waiting.wait(timeout=0.2)  # let the other threads pile up at the gate
         with lock:
             active[0] -= 1
-        return real(data, *args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(web_app, "shrink_image", slow)
-    png = stroke_png(300)
+    monkeypatch.setattr(web_app, "shrunk_png", slow)
+    png = stroke_png(600)
     results = []
     threads = [threading.Thread(target=lambda: results.append(digit_from_bytes(png)))
                for _ in range(6)]
@@ -203,3 +205,11 @@ def test_predict_is_not_blocked_while_the_test_split_is_evaluated(model, monkeyp
     assert answer.status_code == 200
     assert released == [True]
     assert app.state.info.evaluation()["n"] == 2000
+
+
+def test_the_server_returns_freed_image_memory_on_glibc():
+    import platform
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt(M_MMAP_THRESHOLD) is glibc's")
+    assert server.return_freed_memory() is True

@@ -45,7 +45,7 @@ MAX_BODY = 2 * 1024 * 1024  # bytes
 MAX_SIDE = 4096  # pixels: larger images are refused before they are decoded
 MAX_PIXELS = MAX_SIDE * MAX_SIDE  # declared width × height, also checked before decoding
 WORK_SIDE = 512  # larger images are shrunk to this many px a side before float arithmetic
-DECODE_SLOTS = 2  # images decoded at the same time; other requests wait for a slot
+DECODE_SLOTS = 1  # large images decoded at the same time; other requests wait for a slot
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 STATIC = {  # name → media type; the only files the app serves
     "index.html": "text/html; charset=utf-8",
@@ -63,8 +63,9 @@ SECURITY_HEADERS = [
 
 
 log = logging.getLogger("chainrule.web")
-# Each decode of a large image briefly holds its full-size 8-bit pixels (up to 64 MB for
-# 4096×4096 RGBA); the server's thread pool has 40 workers, so decodes take turns.
+# Each decode of a large image briefly holds its full-size 8-bit pixels, and a copy while it
+# is shrunk (~130 MB for 4096×4096 RGBA); the server's thread pool has 40 workers, so large
+# decodes take turns.
 decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
@@ -123,14 +124,13 @@ def digit_from_bytes(data: bytes) -> np.ndarray:
     """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`.
 
     Memory stays bounded whatever arrives: the declared size is checked before decoding
-    (at most MAX_SIDE px a side and MAX_PIXELS in all), at most DECODE_SLOTS images are
-    decoded at once, and each is shrunk to WORK_SIDE px a side while still 8-bit (JPEG is
-    even decoded at a reduced scale) before any float arithmetic.
+    (at most MAX_SIDE px a side and MAX_PIXELS in all), at most DECODE_SLOTS large images
+    are decoded at once, and each is shrunk to WORK_SIDE px a side while still 8-bit (JPEG
+    is even decoded at a reduced scale) before any float arithmetic.
     """
     if not data:
         raise ApiError(400, "empty body: send a PNG or JPEG image")
-    with decode_slots:
-        small = shrink_image(data)
+    small = shrink_image(data)
     try:
         return load_digit_image(small)
     except ImageError as exc:
@@ -141,7 +141,8 @@ def digit_from_bytes(data: bytes) -> np.ndarray:
 def shrink_image(data: bytes, side: int = WORK_SIDE) -> bytes:
     """`data` itself if the image is at most `side` px a side, else a PNG of it shrunk to fit
     (aspect kept, EXIF orientation applied). Raises ApiError 400 for a non-image or one
-    larger than MAX_SIDE / MAX_PIXELS, judged from its header before the pixels are decoded."""
+    larger than MAX_SIDE / MAX_PIXELS, judged from its header before the pixels are decoded.
+    Large images wait for one of the DECODE_SLOTS; small ones (a canvas drawing) never do."""
     try:
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
             width, height = img.size
@@ -150,19 +151,25 @@ def shrink_image(data: bytes, side: int = WORK_SIDE) -> bytes:
                                     f"{MAX_SIDE} px a side")
             if max(width, height) <= side:
                 return data
-            img.draft("L", (side, side))  # JPEG: decode at 1/2 … 1/8 scale, in grey
-            img.load()
-            small = _resizable(img)
-            small.thumbnail((side, side), Image.Resampling.LANCZOS)  # integer reduce first
-            small = ImageOps.exif_transpose(small)
-            out = io.BytesIO()
-            small.save(out, format="PNG")
-            return out.getvalue()
+            with decode_slots:
+                return shrunk_png(img, side)
     except Image.DecompressionBombError:  # Pillow's own (global) limit, far above ours
         raise ApiError(400, f"image too large; at most {MAX_SIDE} px a side") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise ApiError(400, "not an image: send a PNG or JPEG (" + ", ".join(IMAGE_FORMATS)
                        + " are read)") from None
+
+
+def shrunk_png(img: Image.Image, side: int) -> bytes:
+    """Decode the opened `img` and shrink it to at most `side` px a side, still 8-bit."""
+    img.draft("L", (side, side))  # JPEG: decode at 1/2 … 1/8 scale, in grey
+    img.load()
+    small = _resizable(img)
+    small.thumbnail((side, side), Image.Resampling.LANCZOS)  # an integer reduce first
+    small = ImageOps.exif_transpose(small)
+    out = io.BytesIO()
+    small.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _resizable(img: Image.Image) -> Image.Image:
