@@ -73,10 +73,12 @@ def test_a_4096px_png_decodes_in_bounded_memory_to_the_right_digit(mode):
     assert abs(float(digit.sum()) - float(full.sum())) < 0.05 * float(full.sum())
 
 
-def test_a_shrunk_jpeg_matches_the_full_size_one():
-    img = Image.open(io.BytesIO(stroke_png(3000))).convert("RGB")
+@pytest.mark.parametrize("mode,fmt", [("RGB", "JPEG"), ("CMYK", "JPEG"), ("P", "PNG"),
+                                      ("1", "PNG"), ("I;16", "PNG")])
+def test_shrunk_images_of_every_mode_match_the_full_size_ones(mode, fmt):
+    img = Image.open(io.BytesIO(stroke_png(3000))).convert(mode)
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=90)
+    img.save(buf, format=fmt)
     digit = digit_from_bytes(buf.getvalue())
     np.testing.assert_allclose(digit, load_digit_image(buf.getvalue()), atol=0.15)
 

@@ -165,8 +165,16 @@ def shrunk_png(img: Image.Image, side: int) -> bytes:
     img.draft("L", (side, side))  # JPEG: decode at 1/2 … 1/8 scale, in grey
     img.load()
     small = _resizable(img)
-    small.thumbnail((side, side), Image.Resampling.LANCZOS)  # an integer reduce first
+    # an integer reduce first; BOX for 32-bit grey, whose range is stretched next (Lanczos'
+    # overshoot would widen it)
+    box = small.mode == "I"
+    small.thumbnail((side, side), Image.Resampling.BOX if box else Image.Resampling.LANCZOS)
     small = ImageOps.exif_transpose(small)
+    if small.mode == "I":  # 16/32-bit grey: stretch to 8 bits as preprocess would (PNG can't
+        a = np.asarray(small, dtype=np.float64)  # store mode I), now that it is small
+        lo, hi = float(a.min()), float(a.max())
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        small = Image.fromarray(np.round((a - lo) * scale).astype(np.uint8), mode="L")
     out = io.BytesIO()
     small.save(out, format="PNG")
     return out.getvalue()
@@ -174,13 +182,15 @@ def shrunk_png(img: Image.Image, side: int) -> bytes:
 
 def _resizable(img: Image.Image) -> Image.Image:
     """`img` in a mode that resizes with antialiasing (palette and 1-bit images would be
-    resized by nearest neighbour, losing thin strokes)."""
+    resized by nearest neighbour, losing thin strokes) and that PNG can store."""
     if img.mode in ("P", "PA"):
         return img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
     if img.mode == "1":
         return img.convert("L")
     if img.mode.startswith("I;16"):
         return img.convert("I")
+    if img.mode not in ("L", "LA", "I", "RGB", "RGBA"):  # CMYK, YCbCr...: not PNG-writable
+        return img.convert("RGB")
     return img
 
 
