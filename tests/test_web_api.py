@@ -6,6 +6,7 @@ import base64
 import copy
 import io
 import json
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -206,10 +207,48 @@ def test_sessions_are_bounded_least_recently_used_first(app):
     png = data_url(drawing(ONE))
     visitors = [TestClient(app) for _ in range(5)]
     for v in visitors:
+        v.get("/")  # as a browser does: the page gives the visitor its cookie
         assert v.post("/api/teach", json={"image": png, "label": 4}).status_code == 200
     assert len(app.state.sessions) == 3  # capacity
     assert visitors[0].post("/api/predict", json={"image": png}).json()["taught"] is False
     assert visitors[-1].post("/api/predict", json={"image": png}).json()["taught"] is True
+
+
+def test_cookieless_teaching_never_evicts_a_visitor(app):
+    png = data_url(drawing(ONE))
+    alice = TestClient(app)
+    alice.get("/")
+    taught = alice.post("/api/teach", json={"image": png, "label": 4}).json()
+    first = None
+    for _ in range(2 * app.state.sessions.capacity):
+        body = TestClient(app).post("/api/teach", json={"image": png, "label": 4}).json()
+        first = first or body
+        # each one-off step starts from the loaded model, not from the previous one-off step
+        assert body["loss_before"] == pytest.approx(first["loss_before"], rel=1e-6)
+    assert len(app.state.sessions) == 1
+    assert alice.post("/api/predict", json={"image": png}).json()["taught"] is True
+    assert first["loss_before"] == pytest.approx(taught["loss_before"], rel=1e-6)
+
+
+def test_a_visitors_copy_is_built_from_the_state_dict_without_caches(model):
+    from chainrule.web.lab import DigitLab
+
+    base = DigitLab(copy.deepcopy(model))
+    dense = base.model.layers[1]
+    dense._x = np.ones((4096, 784), np.float32)  # a 12.8 MB cache left by an earlier forward
+    tracemalloc.start()
+    try:
+        own = base.copy()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < dense._x.nbytes / 4  # the cache was not copied
+    assert type(own.model) is type(base.model) and own.model is not base.model
+    for (name, mine), (_, theirs) in zip(own.model.named_parameters(),
+                                         base.model.named_parameters(), strict=True):
+        assert mine.data is not theirs.data, name
+        np.testing.assert_array_equal(mine.data, theirs.data)
+        assert mine.data.dtype == theirs.data.dtype
 
 
 # ---- bad input: a clear JSON error, and the server keeps serving ---------------------------------

@@ -218,8 +218,12 @@ def build_parser() -> Parser:
     dd.add_argument("--cache-dir", metavar="DIR", help="where to keep it")
     data.set_defaults(func=cmd_data, parser=data)
 
-    sub.add_parser("serve", help="web page to draw digits and watch the network (MODEL --port N)",
-                   add_help=False)
+    from .web import server
+
+    s = sub.add_parser("serve", parents=[common], help="web page to draw digits and watch the "
+                       "network (MODEL --port N)", description=server.DESCRIPTION)
+    server.add_arguments(s, debug=False)
+    s.set_defaults(func=cmd_serve, parser=s)
     return parser
 
 
@@ -228,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        if argv[:1] == ["serve"]:
-            return cmd_serve(argv[1:])
         args, extra = build_parser().parse_known_args(argv)
         if extra:  # name the subcommand whose options were wrong
             args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -538,12 +540,7 @@ def cmd_data(args) -> int:
     return EXIT_OK
 
 
-def cmd_serve(rest: list[str]) -> int:
-    try:
-        server = importlib.import_module("chainrule.web.server")
-        serve_main = server.main
-    except (ImportError, AttributeError) as exc:
-        print(f"chainrule: error: the web server is not available ({_one_line(exc)}); "
-              "install its extras with `pip install -e '.[web]'`", file=sys.stderr)
-        return EXIT_USAGE
-    return int(serve_main(rest) or 0)
+def cmd_serve(args) -> int:
+    from .web import server
+
+    return int(server.run(args) or 0)

@@ -35,8 +35,6 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ._atomic import atomic_open
 from .catalog import DATASETS, PARQUET_SOURCES, DatasetSpec, ParquetSpec, RemoteFile
 from .errors import DataError
@@ -110,6 +108,8 @@ def fetch_url(
             if size is not None and announced is not None and int(announced) != size:
                 raise DataError(f"{url}: server announces {announced} bytes, expected {size}")
             total = size if size is not None else (int(announced) if announced else None)
+            from tqdm.auto import tqdm  # here, not at the top: `import chainrule` stays light
+
             with atomic_open(dest) as out, tqdm(
                 total=total, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=dest.name, disable=not progress, leave=False,

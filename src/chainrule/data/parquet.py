@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
 
@@ -40,6 +39,8 @@ def _parquet_module():
 
 def _decode_png(data: bytes, name: str, row: int, size: tuple[int, int]) -> np.ndarray:
     """PNG bytes -> (28, 28) uint8, insisting on 8-bit grey ('L') of the expected size."""
+    from PIL import Image, UnidentifiedImageError  # here: `import chainrule` stays light
+
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()

@@ -19,13 +19,15 @@ import base64
 import binascii
 import io
 import json
+import logging
 import math
 import threading
 from importlib import resources
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -41,6 +43,9 @@ from .session import COOKIE, DEFAULT_CAPACITY, SessionStore, new_session_id, val
 
 MAX_BODY = 2 * 1024 * 1024  # bytes
 MAX_SIDE = 4096  # pixels: larger images are refused before they are decoded
+MAX_PIXELS = MAX_SIDE * MAX_SIDE  # declared width × height, also checked before decoding
+WORK_SIDE = 512  # larger images are shrunk to this many px a side before float arithmetic
+DECODE_SLOTS = 1  # large images decoded at the same time; other requests wait for a slot
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 STATIC = {  # name → media type; the only files the app serves
     "index.html": "text/html; charset=utf-8",
@@ -55,6 +60,13 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 ]
+
+
+log = logging.getLogger("chainrule.web")
+# Each decode of a large image briefly holds its full-size 8-bit pixels, and a copy while it
+# is shrunk (~130 MB for 4096×4096 RGBA); the server's thread pool has 40 workers, so large
+# decodes take turns.
+decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 
 
 class ApiError(Exception):
@@ -109,22 +121,77 @@ def decode_image_field(value) -> bytes:
 
 
 def digit_from_bytes(data: bytes) -> np.ndarray:
-    """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`."""
+    """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`.
+
+    Memory stays bounded whatever arrives: the declared size is checked before decoding
+    (at most MAX_SIDE px a side and MAX_PIXELS in all), at most DECODE_SLOTS large images
+    are decoded at once, and each is shrunk to WORK_SIDE px a side while still 8-bit (JPEG
+    is even decoded at a reduced scale) before any float arithmetic.
+    """
     if not data:
         raise ApiError(400, "empty body: send a PNG or JPEG image")
+    small = shrink_image(data)
     try:
-        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
-            width, height = img.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        raise ApiError(400, "not an image: send a PNG or JPEG (" + ", ".join(IMAGE_FORMATS)
-                       + " are read)") from None
-    if max(width, height) > MAX_SIDE:
-        raise ApiError(400, f"image too large ({width}×{height}); at most {MAX_SIDE} px a side")
-    try:
-        return load_digit_image(data)
+        return load_digit_image(small)
     except ImageError as exc:
         message = str(exc).removeprefix("<image bytes>: ")
         raise ApiError(400, message) from None
+
+
+def shrink_image(data: bytes, side: int = WORK_SIDE) -> bytes:
+    """`data` itself if the image is at most `side` px a side, else a PNG of it shrunk to fit
+    (aspect kept, EXIF orientation applied). Raises ApiError 400 for a non-image or one
+    larger than MAX_SIDE / MAX_PIXELS, judged from its header before the pixels are decoded.
+    Large images wait for one of the DECODE_SLOTS; small ones (a canvas drawing) never do."""
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as img:
+            width, height = img.size
+            if max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+                raise ApiError(400, f"image too large ({width}×{height}); at most "
+                                    f"{MAX_SIDE} px a side")
+            if max(width, height) <= side:
+                return data
+            with decode_slots:
+                return shrunk_png(img, side)
+    except Image.DecompressionBombError:  # Pillow's own (global) limit, far above ours
+        raise ApiError(400, f"image too large; at most {MAX_SIDE} px a side") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise ApiError(400, "not an image: send a PNG or JPEG (" + ", ".join(IMAGE_FORMATS)
+                       + " are read)") from None
+
+
+def shrunk_png(img: Image.Image, side: int) -> bytes:
+    """Decode the opened `img` and shrink it to at most `side` px a side, still 8-bit."""
+    img.draft("L", (side, side))  # JPEG: decode at 1/2 … 1/8 scale, in grey
+    img.load()
+    small = _resizable(img)
+    # an integer reduce first; BOX for 32-bit grey, whose range is stretched next (Lanczos'
+    # overshoot would widen it)
+    box = small.mode == "I"
+    small.thumbnail((side, side), Image.Resampling.BOX if box else Image.Resampling.LANCZOS)
+    small = ImageOps.exif_transpose(small)
+    if small.mode == "I":  # 16/32-bit grey: stretch to 8 bits as preprocess would (PNG can't
+        a = np.asarray(small, dtype=np.float64)  # store mode I), now that it is small
+        lo, hi = float(a.min()), float(a.max())
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        small = Image.fromarray(np.round((a - lo) * scale).astype(np.uint8), mode="L")
+    out = io.BytesIO()
+    small.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _resizable(img: Image.Image) -> Image.Image:
+    """`img` in a mode that resizes with antialiasing (palette and 1-bit images would be
+    resized by nearest neighbour, losing thin strokes) and that PNG can store."""
+    if img.mode in ("P", "PA"):
+        return img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+    if img.mode == "1":
+        return img.convert("L")
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    if img.mode not in ("L", "LA", "I", "RGB", "RGBA"):  # CMYK, YCbCr...: not PNG-writable
+        return img.convert("RGB")
+    return img
 
 
 async def image_from_request(request: Request, body: bytes) -> tuple[np.ndarray, dict]:
@@ -174,26 +241,57 @@ class ModelInfo:
 
 def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) -> dict:
     """Accuracy and confusion matrix on the test split of the model's dataset, if it is on
-    this machine (never downloads; an unknown dataset gives {})."""
+    this machine (never downloads; an unknown or refused dataset gives {"skipped": why}).
+
+    The model is evaluated on a snapshot (`lab.copy()`), so the lab's lock is held only while
+    its weights are copied: visitors' predictions are not held up by the evaluation.
+    """
     if not enabled:
         return {}
     from .. import data as datasets
     from ..train import predict
 
-    data = metadata.get("data") if isinstance(metadata.get("data"), dict) else {}
-    name = data.get("name") or "mnist-10k"
+    name, refusal = dataset_to_evaluate(metadata)
+    if refusal:
+        log.warning("chainrule serve: %s", refusal)
+        return {"skipped": refusal}
     try:
         _, (x, y) = datasets.load(name, allow_download=False, progress=False)
-        with lab.lock:
-            logits = predict(lab.model, x.reshape(len(x), *lab.input_shape))
     except (ValueError, OSError):
         return {}
+    snapshot = lab.copy()
+    logits = predict(snapshot.model, x.reshape(len(x), *snapshot.input_shape))
     k = lab.num_classes
     pred = logits.argmax(axis=1)
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y[y < k], pred[y < k]), 1)
     return {"data": name, "n": int(len(y)), "accuracy": float(np.mean(pred == y)),
             "confusion": confusion.tolist()}
+
+
+def dataset_to_evaluate(metadata: dict) -> tuple[str, str]:
+    """(dataset name, "") for the model's dataset, or ("", why it is refused).
+
+    A model file is data, not a command: its metadata may name a known dataset
+    (`chainrule.data.list_datasets()`) or a folder inside the data cache, nothing else.
+    """
+    from .. import data as datasets
+
+    data = metadata.get("data") if isinstance(metadata.get("data"), dict) else {}
+    name = data.get("name") or "mnist-10k"
+    if not isinstance(name, str):
+        return "", f"ignoring the model's dataset {name!r}: not a dataset name"
+    if name in datasets.list_datasets():
+        return name, ""
+    try:
+        cache = Path(datasets.default_cache_dir()).expanduser().resolve()
+        folder = Path(name).expanduser().resolve()
+    except (OSError, RuntimeError, ValueError):
+        folder, cache = None, None
+    if folder is not None and folder != cache and folder.is_relative_to(cache):
+        return str(folder), ""
+    return "", (f"not evaluating on the model's dataset {name!r}: only known datasets "
+                f"({', '.join(datasets.list_datasets())}) or folders in the data cache are read")
 
 
 def thin(values, most: int = 600) -> list:
@@ -264,14 +362,14 @@ class WebApi:
         lr = check_lr(payload.get("lr", DEFAULT_LR))
         data = decode_image_field(payload.get("image"))
         image = await run_in_threadpool(digit_from_bytes, data)
-        sid = session_id(request) or new_session_id()
-        own = await run_in_threadpool(self.sessions.lab_for_teach, sid)
-        result = await run_in_threadpool(own.teach, image, label, lr)
+        sid = session_id(request)
+        if sid is None:  # no cookie yet: a one-off step that takes no visitor's place
+            result = await run_in_threadpool(self.sessions.teach_once, image, label, lr)
+        else:
+            own = await run_in_threadpool(self.sessions.lab_for_teach, sid)
+            result = await run_in_threadpool(own.teach, image, label, lr)
         result["input"] = np.round(image.astype(np.float64), 3).tolist()
-        response = JSONResponse(finite(result))
-        if session_id(request) is None:
-            set_session_cookie(response, sid)
-        return response
+        return with_session(request, JSONResponse(finite(result)))
 
     async def reset(self, request: Request) -> Response:
         check_origin(request)
@@ -327,7 +425,8 @@ def create_app(
     metadata = metadata or {}
     lab = DigitLab(model, metadata.get("class_names"))
     sessions = SessionStore(lab, capacity)
-    api = WebApi(lab, sessions, ModelInfo(lab, metadata, source, evaluate))
+    info = ModelInfo(lab, metadata, source, evaluate)
+    api = WebApi(lab, sessions, info)
     app = Starlette(
         routes=api.routes(),
         middleware=[Middleware(Guard, allowed_hosts=allowed_hosts)],
@@ -338,7 +437,7 @@ def create_app(
             Exception: _internal_error,
         },
     )
-    app.state.lab, app.state.sessions = lab, sessions
+    app.state.lab, app.state.sessions, app.state.info = lab, sessions, info
     return app
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..layers import Sequential
 from ..losses import SoftmaxCrossEntropy
-from ..module import Module
+from ..module import Module, describe, module_from_config
 from ..optim import SGD
 
 SIDE = 28  # the network sees SIDE × SIDE images
@@ -84,9 +84,23 @@ class DigitLab:
         self.lock = threading.Lock()
 
     def copy(self) -> DigitLab:
-        """An independent lab on a deep copy of the model (a visitor's own to teach)."""
+        """An independent lab on a copy of the model (a visitor's own to teach).
+
+        The copy is a fresh model of the same architecture loaded with `state_dict()`: only
+        the weights and buffers are copied, never what the layers cached from earlier calls.
+        """
         with self.lock:
-            return DigitLab(copy.deepcopy(self.model), self.class_names)
+            state = self.model.state_dict()
+        return DigitLab(rebuild(self.model, state), self.class_names)
+
+    def load_weights_of(self, other: DigitLab) -> None:
+        """Make this lab's model equal to `other`'s again (same architecture): copy its
+        parameters and buffers in place."""
+        with other.lock:
+            state = other.model.state_dict()
+        with self.lock:
+            self.model.load_state_dict(state)
+            self.model.eval()
 
     # ---- forward, remembering each layer's output ----------------------------------------
     def _batch(self, image: np.ndarray) -> np.ndarray:
@@ -219,6 +233,23 @@ class DigitLab:
                     "parameters": int(layer.num_parameters()),
                 })
         return rows
+
+
+def rebuild(model: Module, state: dict[str, np.ndarray]) -> Module:
+    """A new model with `model`'s architecture (its `describe`) holding `state`, in eval mode.
+
+    A module that cannot be rebuilt from its description (a custom class that is not
+    registered) is deep-copied instead, caches and all.
+    """
+    try:
+        fresh = module_from_config(describe(model))
+    except (ValueError, TypeError, KeyError):
+        fresh = copy.deepcopy(model)
+    dtypes = {p.data.dtype for p in model.parameters()}
+    if len(dtypes) == 1 and {p.data.dtype for p in fresh.parameters()} != dtypes:
+        fresh.astype(dtypes.pop())
+    fresh.load_state_dict(state)
+    return fresh.eval()
 
 
 def teaching_mode(model: Module) -> None:

@@ -38,10 +38,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chainrule serve",
-                description="A web page to draw a digit, see what the network sees, and teach "
-                "it one gradient step at a time.")
+def add_arguments(p: argparse.ArgumentParser, debug: bool = True) -> None:
+    """The options of `chainrule serve` (shared by `chainrule serve` and this module's main)."""
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a run folder or model .npz (default: the newest runs/*/model.npz, "
                    f"else train the default MLP for {DEFAULT_EPOCHS} epochs)")
@@ -50,7 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any free)")
     p.add_argument("--sessions", type=int, default=32, metavar="N",
                    help="visitors whose taught copy of the model is kept (default 32)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks and request logs")
+    if debug:
+        p.add_argument("--debug", action="store_true", help="show tracebacks and request logs")
+
+
+DESCRIPTION = ("A web page to draw a digit, see what the network sees, and teach it one "
+               "gradient step at a time.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="chainrule serve", description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
@@ -60,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return int(exc.code or 0)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve with parsed options (model, host, port, sessions, debug) until Ctrl-C."""
+    debug = bool(getattr(args, "debug", False))
     try:
         import starlette  # noqa: F401
         import uvicorn
@@ -73,18 +87,19 @@ def main(argv: list[str] | None = None) -> int:
         app = build_app(args.model, args.host, args.sessions)
         sock = listen(args.host, args.port)
     except Exception as exc:
-        if args.debug:
+        if debug:
             traceback.print_exc()
         print(f"chainrule serve: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USAGE
+    return_freed_memory()
     host, port = sock.getsockname()[:2]
     if not is_loopback(args.host):
         print(f"chainrule serve: warning: listening on {args.host}, so other machines can "
               "reach this page and its API (there is no login); use the default --host "
               "127.0.0.1 unless you mean that", file=sys.stderr)
     print(f"chainrule serve: open {url(host, port)}  (Ctrl-C to stop)", flush=True)
-    config = uvicorn.Config(app, log_level="info" if args.debug else "warning",
-                            access_log=args.debug, server_header=False)
+    config = uvicorn.Config(app, log_level="info" if debug else "warning",
+                            access_log=debug, server_header=False)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:
@@ -141,6 +156,24 @@ def train_default(epochs: int = DEFAULT_EPOCHS, runs: Path = Path("runs")) -> Pa
           f"{result['test_accuracy']:.1%}; saved as {run.model_path} (train longer with "
           "`chainrule train`)", flush=True)
     return run.model_path
+
+
+def return_freed_memory(threshold: int = 1 << 20) -> bool:
+    """Make glibc give large freed blocks (decoded images) back to the OS; True if it did.
+
+    glibc raises its mmap threshold each time a large block is freed, after which 16 MB image
+    blocks come from per-thread heaps that keep the memory: eight 4096×4096 uploads then
+    leave the server hundreds of MB larger. A fixed threshold (`mallopt(M_MMAP_THRESHOLD)`)
+    keeps them mmap-ed and returned on free. Elsewhere (macOS, musl) nothing is changed.
+    """
+    import ctypes
+
+    m_mmap_threshold = -3  # from glibc's malloc.h
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(m_mmap_threshold, threshold)) and sys.platform.startswith("linux")
 
 
 def listen(host: str, port: int) -> socket.socket:

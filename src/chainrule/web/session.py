@@ -4,6 +4,10 @@ A visitor is a random id in a cookie. `SessionStore` maps ids to `DigitLab` copi
 loaded model, made on a visitor's first teach step and dropped by Reset; it holds at most
 `capacity` of them and forgets the least recently used one when full (an MLP 784-128-10 is
 about 0.4 MB, so 32 sessions stay small).
+
+A request without the cookie (a script, or a browser that refuses cookies) never gets a copy
+of its own, so it cannot push real visitors out: it is taught on one shared scratch copy that
+is reset to the loaded model before every step (`teach_once`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class SessionStore:
         self.capacity = int(capacity)
         self._labs: OrderedDict[str, DigitLab] = OrderedDict()
         self._lock = threading.Lock()
+        self._scratch: DigitLab | None = None
+        self._scratch_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._labs)
@@ -70,6 +76,16 @@ class SessionStore:
             while len(self._labs) > self.capacity:
                 self._labs.popitem(last=False)
             return lab
+
+    def teach_once(self, image, label, lr: float) -> dict:
+        """One teach step from the loaded model for a visitor without a session: on the
+        shared scratch copy, reset to the loaded model first (nothing is remembered)."""
+        with self._scratch_lock:
+            if self._scratch is None:
+                self._scratch = self.base.copy()
+            else:
+                self._scratch.load_weights_of(self.base)
+            return self._scratch.teach(image, label, lr)
 
     def reset(self, session_id: str | None) -> bool:
         """Forget the visitor's copy (they see the loaded model again); True if there was one."""
