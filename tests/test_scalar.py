@@ -51,10 +51,29 @@ def test_neuron_gradients():
     assert x[0].grad == n.w[0].data and x[1].grad == n.w[1].data
 
 
-def test_neuron_uses_one_sum_node():
+def test_neuron_uses_one_dot_node():
     n = Neuron(4, "linear", seed=0)
     out = n([1.0, 2.0, 3.0, 4.0])
-    assert out._op == "sum" and len(out._prev) == 5  # the bias and four products
+    assert out._op == "dot" and len(out._prev) == 9  # four weights, four inputs, the bias
+    assert out._prev[:4] == tuple(n.w) and out._prev[-1] is n.b
+    relu = Neuron(4, "relu", seed=0)([1.0, 2.0, 3.0, 4.0])
+    assert relu._op == "relu" and relu._prev[0]._op == "dot"
+
+
+def test_neuron_matches_the_unfused_products_and_sum():
+    """The dot node gives the value and gradients of act(b + sum of w_i * x_i) node by node."""
+    n = Neuron(3, "tanh", seed=4)
+    x = [Value(0.3), Value(-1.2), Value(2.0)]
+    out = n(x)
+    out.backward()
+    grads = [v.grad for v in [*n.parameters(), *x]]
+    for v in [*n.parameters(), *x]:
+        v.grad = 0.0
+    ref = Value.sum([n.b, *[w * xi for w, xi in zip(n.w, x)]]).tanh()
+    ref.backward()
+    assert out.data == pytest.approx(ref.data, rel=1e-12)
+    for got, want in zip(grads, [v.grad for v in [*n.parameters(), *x]]):
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
 
 def test_unknown_activation_and_wrong_input_size():
