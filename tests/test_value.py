@@ -430,12 +430,17 @@ def test_dot_numbers_repeats_and_errors():
     assert a.grad == 2 * 3.0 + 2.0  # a used three times: every use adds its share
     assert b.grad == 0.5
     assert Value.dot([], []).data == 0.0 and Value.dot([], [], 1.5).data == 1.5
+    # NumPy scalars are numbers too (they have a .data attribute, a memoryview: not a Value's)
+    assert Value.dot([np.float64(2.0)], [a], np.float32(0.5)).data == 6.5
+    assert Value.dot([a, np.int64(2)], [np.float64(1.5), np.float64(-1.0)]).data == 2.5
     with pytest.raises(ValueError, match="as many weights as inputs, got 2 and 1"):
         Value.dot([a, b], [a])
     with pytest.raises(TypeError, match=r"Value.dot\(\) needs Values or real numbers, got str"):
         Value.dot([a], ["x"])
     with pytest.raises(TypeError, match="got NoneType"):
         Value.dot([a], [a], None)
+    with pytest.raises(TypeError, match="got ndarray"):
+        Value.dot([a], [np.ones(2)])
 
 
 def test_backward_order_follows_creation_not_discovery():

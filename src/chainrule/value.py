@@ -393,7 +393,7 @@ class Value:
         try:
             for w, x in zip(weights, inputs):
                 total += w.data * x.data
-        except AttributeError:  # a plain number among them: wrap them all, then add again
+        except (AttributeError, TypeError):  # a number among them: wrap them all, add again
             weights = [w if type(w) is Value else _operand(w, "Value.dot()") for w in weights]
             inputs = [x if type(x) is Value else _operand(x, "Value.dot()") for x in inputs]
             total = bias.data
