@@ -8,22 +8,33 @@ Two workloads:
 2. A chain of 1,000,000 additions (x = x + one), then backward. micrograd's recursive
    topological sort raises RecursionError here; that is caught and reported.
 
-Usage: ``python bench/bench_scalar.py [--repeats 5] [--chain-n 1000000] [--no-micrograd]``
-(``pip install micrograd==0.1.0`` for the comparison; without it micrograd's side is skipped).
+Every measurement runs in a FRESH Python process (one per engine, per workload, per garbage
+collector mode), so neither engine inherits the other's heap or garbage. In each process both
+libraries are imported (the same starting heap), one untimed warm-up step runs, then
+``--repeats`` timed steps; the best (fastest) step counts. Before each timed step an untimed
+``gc.collect()`` clears the previous step's garbage (micrograd's graphs are reference cycles,
+chainrule's are not). Two modes:
 
-The last lines are machine-readable:
-    ratio scalar_step <chainrule_time / micrograd_time>   (below 1: chainrule is faster)
-    ratio scalar_chain <chainrule_time / micrograd_time or n/a>
-Python's cyclic garbage collector stays on during each timed run, as in real use; a full
-``gc.collect()`` before each run (untimed) keeps one library's garbage from being collected
-on the other's clock (micrograd's graphs are reference cycles, chainrule's are not).
+- GC on: Python's cyclic garbage collector runs during the step, as in real use;
+- GC off: ``gc.disable()`` during the step, which times the engine itself.
+
+Usage: ``python bench/bench_scalar.py [--repeats 5] [--rounds 1] [--chain-n 1000000]
+[--no-micrograd]`` (``pip install micrograd==0.1.0`` for the comparison; without it
+micrograd's side is skipped). ``--rounds N`` runs the whole set of processes N times,
+interleaved, and keeps each one's best: steadier figures on a busy machine.
+
+The last lines are machine-readable (chainrule time / micrograd time, below 1: faster):
+    ratio scalar_step <GC on>
+    ratio scalar_step_gc_off <GC off>
+    ratio scalar_chain <chain of additions, or n/a>
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import statistics
+import json
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -34,6 +45,8 @@ from chainrule.scalar import MLP
 from chainrule.value import Value
 
 N_SAMPLES, SIZES, LR = 100, [16, 16, 1], 0.05
+ENGINES = ("chainrule", "micrograd")
+PHASES = ("forward", "backward", "update", "step")
 
 
 def load_micrograd():
@@ -90,8 +103,39 @@ def micrograd_step(model, xs, ys) -> tuple[float, dict[str, float]]:
     return loss.data, {"forward": t1 - t0, "backward": t2 - t1, "update": t3 - t2}
 
 
-def time_chain(value_cls, n: int) -> dict[str, float | str]:
+# ------------------------------------------------------------------ inside a fresh process
+
+
+def child_step(engine: str, gc_on: bool, repeats: int) -> dict:
+    """Time `repeats` training steps of one engine; the fastest step's phases, first loss."""
+    mg = load_micrograd()  # imported by both engines' processes: the same starting heap
+    xs, ys = make_data()
+    model = MLP(2, SIZES, seed=0)
+    step: Callable = chainrule_step
+    if engine == "micrograd":
+        mg_model = mg[1].MLP(2, list(SIZES))
+        copy_weights_to_micrograd(model, mg_model)
+        model, step = mg_model, micrograd_step
+    first_loss, _ = step(model, xs, ys)  # warm-up, and the loss both engines must agree on
+    best: dict[str, float] | None = None
+    for _ in range(repeats):
+        gc.collect()  # untimed: the previous step's garbage is not this step's cost
+        if not gc_on:
+            gc.disable()
+        try:
+            _, phases = step(model, xs, ys)
+        finally:
+            gc.enable()
+        phases["step"] = sum(phases.values())
+        if best is None or phases["step"] < best["step"]:
+            best = phases
+    return {"loss": first_loss, **(best or {})}
+
+
+def child_chain(engine: str, n: int) -> dict[str, float | str]:
     """Build x = x + one n times, then backward; seconds per phase or the error's name."""
+    mg = load_micrograd()
+    value_cls = mg[0].Value if engine == "micrograd" else Value
     gc.collect()
     t0 = time.perf_counter()
     one, x = value_cls(1.0), value_cls(0.0)
@@ -108,49 +152,16 @@ def time_chain(value_cls, n: int) -> dict[str, float | str]:
     return {"build": t1 - t0, "backward": t2 - t1, "total": t2 - t0}
 
 
-def median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
-    phases = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-    phases["step"] = statistics.median(sum(r.values()) for r in runs)
-    return phases
+def run_child(args: list[str]) -> dict:
+    """Run this script in a fresh Python process with ``--child ...``; its JSON result."""
+    cmd = [sys.executable, __file__, "--child", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def timed(step: Callable[[], tuple[float, dict[str, float]]], gc_on: bool) -> dict[str, float]:
-    """Run one step after a full collection, with the cyclic GC on or off; its phase times."""
-    gc.collect()
-    if not gc_on:
-        gc.disable()
-    try:
-        return step()[1]
-    finally:
-        gc.enable()
-
-
-def bench_step(
-    repeats: int, mg, gc_on: bool = True
-) -> tuple[dict[str, float], dict[str, float] | None]:
-    """Median phase times for both libraries, steps interleaved so load noise hits both."""
-    xs, ys = make_data()
-    model = MLP(2, SIZES, seed=0)
-    mg_model = None
-    if mg is not None:
-        mg_model = mg[1].MLP(2, list(SIZES))
-        copy_weights_to_micrograd(model, mg_model)
-        loss_cr, _ = chainrule_step(MLP.from_dense_weights(model.weights(), _acts()), xs, ys)
-        loss_mg, _ = micrograd_step(mg_model, xs, ys)
-        copy_weights_to_micrograd(model, mg_model)  # undo micrograd's check step
-        if abs(loss_cr - loss_mg) > 1e-9 * abs(loss_cr):
-            raise AssertionError(f"losses differ: chainrule {loss_cr}, micrograd {loss_mg}")
-    cr_runs, mg_runs = [], []
-    chainrule_step(model, xs, ys)  # warm-up
-    for _ in range(repeats):
-        cr_runs.append(timed(lambda: chainrule_step(model, xs, ys), gc_on))
-        if mg_model is not None:
-            mg_runs.append(timed(lambda: micrograd_step(mg_model, xs, ys), gc_on))
-    return median_phases(cr_runs), (median_phases(mg_runs) if mg_runs else None)
-
-
-def _acts() -> list[str]:
-    return ["relu"] * (len(SIZES) - 1) + ["linear"]
+# ----------------------------------------------------------------------------- reporting
 
 
 def _fmt(seconds: float | str | None) -> str:
@@ -167,12 +178,40 @@ def _ratio(a: float | str | None, b: float | str | None) -> str:
     return "n/a"
 
 
+def _speedup(cr: float, mg: float | None) -> str:
+    return f"{mg / cr:9.1f}x" if mg else "       n/a"
+
+
+def measure_steps(engines: list[str], repeats: int, rounds: int) -> dict[tuple[str, str], dict]:
+    """{(engine, "on"|"off"): fastest phases over all rounds}, one process per measurement."""
+    results: dict[tuple[str, str], dict] = {}
+    for _ in range(rounds):
+        for mode in ("on", "off"):
+            for engine in engines:
+                r = run_child(["step", engine, mode, str(repeats)])
+                old = results.get((engine, mode))
+                if old is None or r["step"] < old["step"]:
+                    results[(engine, mode)] = r
+    return results
+
+
 def main(argv: list[str] | None = None, out: Callable[[str], object] = print) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed training steps (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per process (best)")
+    parser.add_argument("--rounds", type=int, default=1, help="processes per measurement (best)")
     parser.add_argument("--chain-n", type=int, default=1_000_000, help="length of the chain")
     parser.add_argument("--no-micrograd", action="store_true", help="time chainrule only")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+
+    if args.child:  # one measurement, in this fresh process: print it as JSON
+        kind, engine, *rest = args.child
+        if kind == "step":
+            result = child_step(engine, rest[0] == "on", int(rest[1]))
+        else:
+            result = child_chain(engine, int(rest[0]))
+        out(json.dumps(result))
+        return 0
 
     mg = None if args.no_micrograd else load_micrograd()
     out(f"python {sys.version.split()[0]}, numpy {np.__version__}")
@@ -182,33 +221,43 @@ def main(argv: list[str] | None = None, out: Callable[[str], object] = print) ->
         out("micrograd: " + ("found" if mg else "not available (pip install micrograd==0.1.0)"))
     out("")
 
-    cr_step, mg_step = bench_step(args.repeats, mg)
-    out(f"training step: MLP 2->16->16->1, {N_SAMPLES} samples, median of {args.repeats}")
-    out(f"{'phase':<14}{'chainrule':>16}{'micrograd':>16}{'speedup':>10}")
-    for phase in ("forward", "backward", "update", "step"):
-        mg_t = mg_step[phase] if mg_step else None
-        speed = f"{mg_t / cr_step[phase]:9.1f}x" if mg_t else "       n/a"
-        out(f"{phase:<14}{_fmt(cr_step[phase]):>16}{_fmt(mg_t):>16}{speed:>10}")
-    cr_nogc, mg_nogc = bench_step(args.repeats, mg, gc_on=False)
-    mg_t = mg_nogc["step"] if mg_nogc else None
-    speed = f"{mg_t / cr_nogc['step']:9.1f}x" if mg_t else "       n/a"
-    out(f"{'step, gc off':<14}{_fmt(cr_nogc['step']):>16}{_fmt(mg_t):>16}{speed:>10}")
-    if mg_nogc:
+    engines = ["chainrule", "micrograd"] if mg else ["chainrule"]
+    steps = measure_steps(engines, args.repeats, args.rounds)
+    cr_on, cr_off = steps[("chainrule", "on")], steps[("chainrule", "off")]
+    mg_on, mg_off = steps.get(("micrograd", "on")), steps.get(("micrograd", "off"))
+    if mg_on is not None and abs(cr_on["loss"] - mg_on["loss"]) > 1e-9 * abs(cr_on["loss"]):
+        raise AssertionError(f"losses differ: chainrule {cr_on['loss']}, micrograd {mg_on['loss']}")
+
+    out(
+        f"training step: MLP 2->16->16->1, {N_SAMPLES} samples, best of {args.repeats} "
+        f"(x {args.rounds} rounds), each engine in a fresh process"
+    )
+    for label, cr, mgr in (("GC on", cr_on, mg_on), ("GC off", cr_off, mg_off)):
+        out(f"{label + ': phase':<16}{'chainrule':>16}{'micrograd':>16}{'speedup':>10}")
+        for phase in PHASES:
+            mg_t = mgr[phase] if mgr else None
+            out(f"{phase:<16}{_fmt(cr[phase]):>16}{_fmt(mg_t):>16}{_speedup(cr[phase], mg_t)}")
+        out("")
+    if mg_on is not None:
+        out(f"loss of the first step: {cr_on['loss']:.12g} (both engines)")
+        out(
+            f"speedup vs micrograd: GC on {mg_on['step'] / cr_on['step']:.1f}x, "
+            f"GC off {mg_off['step'] / cr_off['step']:.1f}x"
+        )
         out("(micrograd's graphs are reference cycles, so the cyclic GC costs it much more)")
     out("")
 
-    cr_chain = time_chain(Value, args.chain_n)
-    mg_chain = time_chain(mg[0].Value, args.chain_n) if mg else None
-    out(f"chain of {args.chain_n:,} additions, then backward")
-    out(f"{'phase':<14}{'chainrule':>16}{'micrograd':>16}")
+    cr_chain = run_child(["chain", "chainrule", str(args.chain_n)])
+    mg_chain = run_child(["chain", "micrograd", str(args.chain_n)]) if mg else None
+    out(f"chain of {args.chain_n:,} additions, then backward (GC on, fresh processes)")
+    out(f"{'phase':<16}{'chainrule':>16}{'micrograd':>16}")
     for phase in ("build", "backward", "total"):
         mg_t = mg_chain.get(phase, "-") if mg_chain else None
-        out(f"{phase:<14}{_fmt(cr_chain[phase]):>16}{_fmt(mg_t):>16}")
+        out(f"{phase:<16}{_fmt(cr_chain[phase]):>16}{_fmt(mg_t):>16}")
     out("")
 
-    out(f"ratio scalar_step {_ratio(cr_step['step'], mg_step['step'] if mg_step else None)}")
-    nogc = _ratio(cr_nogc["step"], mg_nogc["step"] if mg_nogc else None)
-    out(f"ratio scalar_step_gc_off {nogc}")
+    out(f"ratio scalar_step {_ratio(cr_on['step'], mg_on['step'] if mg_on else None)}")
+    out(f"ratio scalar_step_gc_off {_ratio(cr_off['step'], mg_off['step'] if mg_off else None)}")
     chain_ratio = _ratio(cr_chain["total"], mg_chain.get("total") if mg_chain else None)
     reason = ""
     if mg_chain is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 
 import numpy as np
@@ -51,10 +52,29 @@ def test_neuron_gradients():
     assert x[0].grad == n.w[0].data and x[1].grad == n.w[1].data
 
 
-def test_neuron_uses_one_sum_node():
+def test_neuron_uses_one_dot_node():
     n = Neuron(4, "linear", seed=0)
     out = n([1.0, 2.0, 3.0, 4.0])
-    assert out._op == "sum" and len(out._prev) == 5  # the bias and four products
+    assert out._op == "dot" and len(out._prev) == 9  # four weights, four inputs, the bias
+    assert out._prev[:4] == tuple(n.w) and out._prev[-1] is n.b
+    relu = Neuron(4, "relu", seed=0)([1.0, 2.0, 3.0, 4.0])
+    assert relu._op == "relu" and relu._prev[0]._op == "dot"
+
+
+def test_neuron_matches_the_unfused_products_and_sum():
+    """The dot node gives the value and gradients of act(b + sum of w_i * x_i) node by node."""
+    n = Neuron(3, "tanh", seed=4)
+    x = [Value(0.3), Value(-1.2), Value(2.0)]
+    out = n(x)
+    out.backward()
+    grads = [v.grad for v in [*n.parameters(), *x]]
+    for v in [*n.parameters(), *x]:
+        v.grad = 0.0
+    ref = Value.sum([n.b, *[w * xi for w, xi in zip(n.w, x)]]).tanh()
+    ref.backward()
+    assert out.data == pytest.approx(ref.data, rel=1e-12)
+    for got, want in zip(grads, [v.grad for v in [*n.parameters(), *x]]):
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
 
 
 def test_unknown_activation_and_wrong_input_size():
@@ -180,3 +200,23 @@ def test_reprs():
     assert repr(MLP(2, [3, 1], seed=0)) == (
         "MLP([Layer(2, 3, nonlin='relu'), Layer(3, 1, nonlin='linear')])"
     )
+
+
+def test_a_training_step_leaves_no_reference_cycles():
+    """The graph is freed by reference counting alone: the cyclic collector finds nothing."""
+    m = MLP(2, [4, 4, 1], seed=0)
+    xs, ys = [[0.5, -1.0], [1.5, 0.25], [-0.3, 0.8]], [1.0, -1.0, 0.5]
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        loss = Value.sum([(m(x) - y) ** 2 for x, y in zip(xs, ys)]) / len(xs)
+        m.zero_grad()
+        loss.backward()
+        for p in m.parameters():
+            p.data -= 0.05 * p.grad
+        del loss
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -96,6 +96,8 @@ OPS = [
     ("sigmoid", lambda a, b: (a * b).sigmoid(), [(0.7, -1.3), (-3.0, 2.0)]),
     ("relu", lambda a, b: (a * b).relu() + a.relu(), [(0.7, -1.3), (0.7, 1.3)]),
     ("sum", lambda a, b: Value.sum([a, b, a * b, 2.0]), [(0.7, -1.3)]),
+    ("dot", lambda a, b: Value.dot([a, b, 2.0], [b, 0.5, a], a * b), [(0.7, -1.3)]),
+    ("dot_tanh", lambda a, b: Value.dot([a, -b], [a.tanh(), b]).tanh(), [(0.7, -1.3)]),
 ]
 
 
@@ -146,7 +148,7 @@ def _random_expression(rng: random.Random, backend):
         ad, bd = backend.data(a), backend.data(b)
         kind = rng.choice(
             ["add", "sub", "mul", "div", "pow", "powv", "rpow", "neg", "exp", "log", "tanh"]
-            + ["sigmoid", "relu", "sum", "radd", "rsub", "rmul", "rdiv"]
+            + ["sigmoid", "relu", "sum", "dot", "radd", "rsub", "rmul", "rdiv"]
         )
         if kind == "add":
             out = a + b
@@ -176,6 +178,8 @@ def _random_expression(rng: random.Random, backend):
             out = backend.relu(a)
         elif kind == "sum":
             out = backend.sum([a, b, rng.choice(pool)])
+        elif kind == "dot":
+            out = backend.dot([a, b], [rng.choice(pool), a], rng.choice(pool))
         elif kind == "radd":
             out = 0.5 + a
         elif kind == "rsub":
@@ -201,6 +205,7 @@ class _ChainruleBackend:
     sigmoid = staticmethod(Value.sigmoid)
     relu = staticmethod(Value.relu)
     sum = staticmethod(Value.sum)
+    dot = staticmethod(Value.dot)
 
 
 def _torch_backend(torch):
@@ -213,6 +218,7 @@ def _torch_backend(torch):
         sigmoid = staticmethod(torch.sigmoid)
         relu = staticmethod(torch.relu)
         sum = staticmethod(lambda ts: torch.stack(list(ts)).sum())
+        dot = staticmethod(lambda ws, xs, b: torch.dot(torch.stack(ws), torch.stack(xs)) + b)
 
     return _TorchBackend
 
@@ -364,6 +370,94 @@ def test_sum_is_one_node_with_n_children():
     assert Value.sum([]).data == 0.0
     assert Value.sum(v for v in values).data == 45.0  # any iterable
     assert sum(values).data == 45.0  # the builtin works through __radd__
+
+
+def _dot_inputs(seed: int, n: int) -> tuple[list[Value], list[Value], Value]:
+    rng = random.Random(seed)
+    ws = [Value(rng.uniform(-1, 1)) for _ in range(n)]
+    xs = [Value(rng.uniform(-1, 1)) for _ in range(n)]
+    return ws, xs, Value(rng.uniform(-1, 1))
+
+
+@pytest.mark.parametrize("n", [1, 2, 16])
+def test_dot_equals_the_unfused_expression(n):
+    """One dot node: the value and every gradient of sum([b, w1*x1, ..., wn*xn])."""
+    ws, xs, b = _dot_inputs(n, n)
+    fused = Value.dot(ws, xs, b).tanh()  # tanh: a non-trivial gradient flows into the node
+    fused.backward()
+    fused_grads = [v.grad for v in [*ws, *xs, b]]
+    for v in [*ws, *xs, b]:
+        v.grad = 0.0
+    unfused = Value.sum([b, *[w * x for w, x in zip(ws, xs)]]).tanh()
+    unfused.backward()
+    assert fused.data == pytest.approx(unfused.data, rel=TIGHT, abs=TIGHT)
+    for got, want in zip(fused_grads, [v.grad for v in [*ws, *xs, b]]):
+        assert got == pytest.approx(want, rel=TIGHT, abs=TIGHT)
+
+
+def test_dot_is_one_node_with_weights_inputs_bias_as_children():
+    ws, xs, b = _dot_inputs(0, 4)
+    out = Value.dot(ws, xs, b)
+    assert out._op == "dot" and out._prev == (*ws, *xs, b)
+    assert out.topological_order() == [*ws, *xs, b, out]
+
+
+def test_dot_gradient_matches_central_differences():
+    ws, xs, b = _dot_inputs(1, 5)
+    leaves = [*ws, *xs, b]
+
+    def f(values: list[float]) -> float:
+        v = [Value(x) for x in values]
+        return (Value.dot(v[:5], v[5:10], v[10]) ** 2).data
+
+    out = Value.dot(ws, xs, b) ** 2
+    out.backward()
+    h = 1e-6
+    point = [v.data for v in leaves]
+    for i, leaf in enumerate(leaves):
+        up, down = list(point), list(point)
+        up[i] += h
+        down[i] -= h
+        numeric = (f(up) - f(down)) / (2 * h)
+        assert rel_error(leaf.grad, numeric) < 1e-6, i
+
+
+def test_dot_numbers_repeats_and_errors():
+    a, b = Value(3.0), Value(-2.0)
+    out = Value.dot([a, 2, b], [a, a, 0.5], 1)  # a*a + 2*a + 0.5*b + 1
+    assert out.data == 9.0 + 6.0 - 1.0 + 1.0
+    out.backward()
+    assert a.grad == 2 * 3.0 + 2.0  # a used three times: every use adds its share
+    assert b.grad == 0.5
+    assert Value.dot([], []).data == 0.0 and Value.dot([], [], 1.5).data == 1.5
+    # NumPy scalars are numbers too (they have a .data attribute, a memoryview: not a Value's)
+    assert Value.dot([np.float64(2.0)], [a], np.float32(0.5)).data == 6.5
+    assert Value.dot([a, np.int64(2)], [np.float64(1.5), np.float64(-1.0)]).data == 2.5
+    with pytest.raises(ValueError, match="as many weights as inputs, got 2 and 1"):
+        Value.dot([a, b], [a])
+    with pytest.raises(TypeError, match=r"Value.dot\(\) needs Values or real numbers, got str"):
+        Value.dot([a], ["x"])
+    with pytest.raises(TypeError, match="got NoneType"):
+        Value.dot([a], [a], None)
+    with pytest.raises(TypeError, match="got ndarray"):
+        Value.dot([a], [np.ones(2)])
+
+
+def test_backward_order_follows_creation_not_discovery():
+    """A late-made node reached first by the search still runs after its own parents."""
+    a = Value(1.5)
+    late = a * 2.0  # made first: a child of everything below
+    c = a.tanh() + late
+    d = c * late + late.exp()
+    d.backward()
+    h = 1e-6
+
+    def f(x: float) -> float:
+        return (math.tanh(x) + 2 * x) * 2 * x + math.exp(2 * x)
+
+    assert rel_error(a.grad, (f(1.5 + h) - f(1.5 - h)) / (2 * h)) < 1e-8
+    seqs = [node._seq for node in d.topological_order()]
+    assert d._interior_order()[-1] is d and seqs[-1] == max(seqs)
 
 
 def test_children_are_an_ordered_tuple():

@@ -95,10 +95,10 @@ class Neuron(Module):
         self.b = Value(float(gen.uniform(-bound, bound)))
 
     def __call__(self, x: Sequence[Value | float]) -> Value:
-        """``act(b + sum_i w_i x_i)``: one ``sum`` node over the bias and the n products."""
+        """``act(b + sum_i w_i x_i)``: one ``dot`` node for the weighted sum, then ``act``."""
         if len(x) != len(self.w):
             raise ValueError(f"Neuron expects {len(self.w)} inputs, got {len(x)}")
-        pre = Value.sum([self.b, *[wi * xi for wi, xi in zip(self.w, x)]])
+        pre = Value.dot(self.w, x, self.b)
         return pre if self._act is None else self._act(pre)
 
     def parameters(self) -> list[Value]:

@@ -7,7 +7,8 @@ A `Value` is one number that remembers how it was made. It holds
 - ``_prev``: the values it was computed from (its children, in operand order),
 - ``_op``: the name of the operation that made it, for display,
 - ``_backward``: a function ``f(out)`` applying the chain rule for that operation,
-- ``label``: an optional name, for display.
+- ``label``: an optional name, for display,
+- ``_seq``: a serial number, larger than its children's (it orders the backward pass).
 
 Every operation computes its result (the forward pass) and names a backward function
 defined right beside it. The backward function receives the output node ``out`` and adds
@@ -18,8 +19,9 @@ defined right beside it. The backward function receives the output node ``out`` 
 ``+=`` rather than ``=`` is what makes a value used twice collect both contributions.
 
 `Value.backward()` sets dL/dL = 1 and visits the graph in reverse topological order (every
-node before the nodes it was computed from). The order is built with an explicit stack, so
-a graph a million operations deep needs no recursion.
+node before the nodes it was computed from). Every node gets a serial number ``_seq`` when it
+is made, always after its children, so sorting the nodes found by a (loop, not recursive)
+graph search by that number gives the order, even for a graph a million operations deep.
 
 Gradient bookkeeping (like PyTorch):
 
@@ -40,13 +42,20 @@ Example (seed 000)::
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
+import operator
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 __all__ = ["Value", "GraphvizNotFoundError"]
+
+#: Gives each new Value the next serial number (its ``_seq``), so parents outnumber children.
+_serial_numbers = itertools.count()
+#: The sort key of `Value._interior_order`: a node's serial number.
+_seq_of = operator.attrgetter("_seq")
 
 
 class GraphvizNotFoundError(RuntimeError):
@@ -79,7 +88,7 @@ class Value:
     ``_children`` and ``_op`` are filled in by the operations; you rarely pass them.
     """
 
-    __slots__ = ("data", "grad", "_prev", "_op", "_backward", "label")
+    __slots__ = ("data", "grad", "_prev", "_op", "_backward", "label", "_seq")
 
     data: float
     grad: float
@@ -87,6 +96,7 @@ class Value:
     _op: str
     _backward: Callable[[Value], None] | None
     label: str
+    _seq: int
 
     def __init__(
         self,
@@ -103,6 +113,7 @@ class Value:
         self._op = _op
         self._backward = None
         self.label = label
+        self._seq = next(_serial_numbers)  # larger than every child's: see backward()
 
     def __repr__(self) -> str:
         name = f", label={self.label!r}" if self.label else ""
@@ -346,7 +357,7 @@ class Value:
 
         Numbers are allowed and become constant leaves. The empty sum is ``Value(0.0)``.
         """
-        children = tuple(v if type(v) is Value else _sum_operand(v) for v in values)
+        children = tuple(v if type(v) is Value else _operand(v, "Value.sum()") for v in values)
         out = Value(float(sum([c.data for c in children])), children, "sum")
         if children:
             out._backward = Value._sum_backward
@@ -358,6 +369,50 @@ class Value:
         g = out.grad
         for child in out._prev:
             child.grad += g
+
+    @staticmethod
+    def dot(
+        weights: Sequence[Value | float],
+        inputs: Sequence[Value | float],
+        bias: Value | float = 0.0,
+    ) -> Value:
+        """out = w1*x1 + ... + wn*xn + b as ONE node: a neuron's pre-activation.
+
+        The same number as ``Value.sum([b, w1 * x1, ..., wn * xn])`` (added in that order)
+        without the n product nodes: its children are ``(w1, ..., wn, x1, ..., xn, b)``, and
+        its backward is the n products' and the sum's chain rules in one loop. Numbers are
+        allowed and become constant leaves.
+        """
+        if len(weights) != len(inputs):
+            raise ValueError(
+                f"Value.dot() needs as many weights as inputs, got {len(weights)} and {len(inputs)}"
+            )
+        if type(bias) is not Value:
+            bias = _operand(bias, "Value.dot()")
+        total = bias.data
+        try:
+            for w, x in zip(weights, inputs):
+                total += w.data * x.data
+        except (AttributeError, TypeError):  # a number among them: wrap them all, add again
+            weights = [w if type(w) is Value else _operand(w, "Value.dot()") for w in weights]
+            inputs = [x if type(x) is Value else _operand(x, "Value.dot()") for x in inputs]
+            total = bias.data
+            for w, x in zip(weights, inputs):
+                total += w.data * x.data
+        out = Value(total, (*weights, *inputs, bias), "dot")
+        out._backward = Value._dot_backward
+        return out
+
+    @staticmethod
+    def _dot_backward(out: Value) -> None:
+        # d(w.x + b)/dwi = xi,  d(w.x + b)/dxi = wi,  d(w.x + b)/db = 1
+        children = out._prev
+        n = len(children) // 2  # (w1..wn, x1..xn, b): 2n + 1 children
+        g = out.grad
+        for w, x in zip(children[:n], children[n:-1]):
+            w.grad += x.data * g
+            x.grad += w.data * g
+        children[-1].grad += g
 
     # ---------------------------------------------------------------- the backward pass
 
@@ -379,30 +434,23 @@ class Value:
     def _interior_order(self) -> list[Value]:
         """The interior (operation-made) nodes reachable from self, children before parents.
 
-        Iterative depth-first search with an explicit stack. Popping an unvisited node
-        *enters* it: the node goes back on the stack under a ``None`` marker, with its
-        unvisited children on top. When the marker is popped, everything above it (all the
-        node's descendants) has been emitted, so the node is emitted next. Leaves are never
-        pushed: they have no backward step.
+        Two steps. First *find* them: walk the graph from self, adding each interior child
+        not seen before to ``found`` (the list grows while the loop walks it: a breadth-first
+        search, no recursion). Then *order* them: every node is numbered when it is made
+        (``_seq``), after its children, so sorting by that number puts children before
+        parents. Leaves are never collected: they have no backward step.
         """
         if not self._prev:
             return []
-        order: list[Value] = []
-        visited: set[Value] = set()
-        stack: list[Value | None] = [self]
-        push, pop = stack.append, stack.pop  # bound once: this loop runs once per edge
-        while stack:
-            node = pop()
-            if node is None:  # exit marker: the node below it is finished
-                order.append(pop())
-            elif node not in visited:
-                visited.add(node)
-                push(node)
-                push(None)
-                for child in node._prev:
-                    if child._prev and child not in visited:
-                        push(child)
-        return order
+        found: list[Value] = [self]
+        seen: set[Value] = {self}
+        for node in found:
+            for child in node._prev:
+                if child._prev and child not in seen:
+                    seen.add(child)
+                    found.append(child)
+        found.sort(key=_seq_of)
+        return found
 
     def topological_order(self) -> list[Value]:
         """Every node reachable from self (leaves included), children before parents."""
@@ -475,10 +523,11 @@ class Value:
         return path
 
 
-def _sum_operand(v: object) -> Value:
+def _operand(v: object, where: str) -> Value:
+    """``v`` as a Value (a number becomes a constant leaf); TypeError naming ``where``."""
     value = _as_value(v)
     if value is None:
-        raise TypeError(f"Value.sum() needs Values or real numbers, got {type(v).__name__}")
+        raise TypeError(f"{where} needs Values or real numbers, got {type(v).__name__}")
     return value
 
 
