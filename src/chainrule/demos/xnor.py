@@ -13,7 +13,9 @@ four rows) and mentions the other two kinds, which `--mode` selects:
 
 Defaults (MSE as in the seed, lr 2, Glorot-uniform init) reach a loss ≤ 0.001 within the
 10000 epochs for about 98 seeds in 100; the rest fall into the well-known XNOR local minimum
-of a 3-unit net (loss ≈ 0.125, one row wrong), which the demo points out.
+of a 3-unit net, which the demo points out: two rows stuck at an output of 0.5, both
+wrong once rounded, each costing (0.5 − target)² = 0.25, so the loss is (0.25 + 0.25)/4 =
+0.125 (`--seed 22` shows it). `--lr 0.3` reproduces the plateau of the seed's own curve.
 
 Run it: ``chainrule demo xnor [--mode batch|minibatch|stochastic] [--seed 0] [--lr 2]``.
 """

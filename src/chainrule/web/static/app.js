@@ -338,10 +338,10 @@ function showTeach(r) {
   if (first) {
     const scale = Math.max(...first.tiles.map((t) => maxAbs(t.grad)));
     for (const t of first.tiles) {
-      const g = el("canvas", { title: `dL/dW₁ row ${t.unit}` });
+      const g = el("canvas", { title: `dL/dW⁽¹⁾ row ${t.unit}` });
       paint(g, t.grad, (v) => diverging(v / scale));
       const wscale = maxAbs(t.weight_after);
-      const w = el("canvas", { class: "after", title: `W₁ row ${t.unit} after the step` });
+      const w = el("canvas", { class: "after", title: `W⁽¹⁾ row ${t.unit} after the step` });
       paint(w, t.weight_after, (v) => diverging(v / wscale));
       tiles.append(el("div", { class: "tile" }, g, `unit ${t.unit}`, el("br"), `δ = ${fmt(t.delta)}`, w));
     }
