@@ -36,6 +36,7 @@ FORMAT = "chainrule/1"
 META_KEY = "__meta__"
 OPTIM_PREFIX = "optim."
 MODEL_FILENAME = "model.npz"
+INTEROP_SUFFIXES = (".safetensors", ".onnx")  # read and written by chainrule.interop
 _FIX = "re-create it with `chainrule train` or pass the model.npz a training run wrote"
 
 
@@ -87,6 +88,10 @@ def save(
     """
     from . import __version__
 
+    if Path(path).suffix.lower() in INTEROP_SUFFIXES:  # chosen by suffix: chainrule.interop
+        from .interop import save_as
+
+        return save_as(model, path, metadata, optimizer)
     path = resolve_model_path(path)
     # np.asarray, not np.ascontiguousarray: the latter turns 0-d step counters into shape (1,)
     arrays: dict[str, np.ndarray] = {
@@ -276,6 +281,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     Raises `ModelFileError` (a `ValueError`) naming the file for anything it cannot vouch for.
     """
+    if Path(path).suffix.lower() in INTEROP_SUFFIXES:
+        from .interop import load_checkpoint_from
+
+        return load_checkpoint_from(path)
     path = resolve_model_path(path)
     meta, arrays = _read_npz(path)
     _check_arrays(path, meta, arrays)
