@@ -61,8 +61,14 @@ def torch_twin(model):
         if isinstance(layer, cr.Dense):
             return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
         if isinstance(layer, cr.Conv2D):
-            return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                             layer.stride, layer.padding, bias=layer.bias is not None)
+            return nn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                bias=layer.bias is not None,
+            )
         if isinstance(layer, cr.BatchNorm2d):
             return nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum)
         if isinstance(layer, cr.BatchNorm1d):
@@ -71,8 +77,13 @@ def torch_twin(model):
             return nn.MaxPool2d(layer.kernel_size, layer.stride)
         if isinstance(layer, cr.Reshape):
             return View(layer.shape)
-        simple = {cr.Flatten: nn.Flatten, cr.ReLU: nn.ReLU, cr.Dropout: nn.Dropout,
-                  cr.Tanh: nn.Tanh, cr.Sigmoid: nn.Sigmoid}
+        simple = {
+            cr.Flatten: nn.Flatten,
+            cr.ReLU: nn.ReLU,
+            cr.Dropout: nn.Dropout,
+            cr.Tanh: nn.Tanh,
+            cr.Sigmoid: nn.Sigmoid,
+        }
         return simple[type(layer)]()
 
     return nn.Sequential(*[twin(layer) for layer in model.layers])
@@ -164,9 +175,13 @@ def test_load_weights_is_strict_and_names_every_key(tmp_path):
         load_weights(small_mlp(hidden=(12,)), path)
     message = str(err.value)
     assert "\n" not in message and "m.safetensors" in message
-    assert "mismatched" in message and "1.weight (file float32[16, 784], model float32[12, 784])" \
-        in message
-    with pytest.raises(ModelFileError, match=r"missing \['5.bias', '5.weight'\], mismatched \['3.bias"):
+    assert (
+        "mismatched" in message
+        and "1.weight (file float32[16, 784], model float32[12, 784])" in message
+    )
+    with pytest.raises(
+        ModelFileError, match=r"missing \['5.bias', '5.weight'\], mismatched \['3.bias"
+    ):
         load_weights(small_mlp(hidden=(16, 16)), path)
     with pytest.raises(ModelFileError, match=r"unexpected \['1.bias', '1.weight'"):
         load_weights(cr.Sequential(cr.Flatten(), cr.ReLU(), cr.Flatten()), path)
@@ -202,9 +217,9 @@ def good_file(tmp_path):
 def edit_header(path, change):
     blob = path.read_bytes()
     (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
+    header = json.loads(blob[8 : 8 + n])
     change(header)
-    raw_file(path, header, blob[8 + n:])
+    raw_file(path, header, blob[8 + n :])
 
 
 def _offset_out_of_range(header):
@@ -278,7 +293,9 @@ def test_missing_package_names_the_extra(tmp_path, monkeypatch):
 
 def test_unrelated_safetensors_written_by_numpy_load_by_name(tmp_path):
     model = cr.Sequential(cr.Dense(3, 2, seed=0))
-    save_file({"0.weight": np.ones((2, 3), np.float32), "0.bias": np.zeros(2, np.float32)},
-              str(tmp_path / "w.safetensors"))
+    save_file(
+        {"0.weight": np.ones((2, 3), np.float32), "0.bias": np.zeros(2, np.float32)},
+        str(tmp_path / "w.safetensors"),
+    )
     load_weights(model, tmp_path / "w.safetensors")
     assert np.array_equal(model[0].weight.data, np.ones((2, 3)))

@@ -114,8 +114,11 @@ def _conv(g: GraphBuilder, layer: Conv2D, prefix: str, x: str) -> str:
     if layer.bias is not None:
         inputs.append(g.const(layer.bias.data, f"{prefix}bias"))
     ph, pw = layer.padding
-    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
-             "pads": [ph, pw, ph, pw]}
+    attrs = {
+        "kernel_shape": list(layer.kernel_size),
+        "strides": list(layer.stride),
+        "pads": [ph, pw, ph, pw],
+    }
     dilation = tuple(getattr(layer, "dilation", (1, 1)))
     if dilation != (1, 1):
         attrs["dilations"] = list(dilation)
@@ -131,8 +134,12 @@ def _pair(value) -> list[int]:
 
 def _pool(g: GraphBuilder, layer, prefix: str, x: str) -> str:
     ph, pw = _pair(getattr(layer, "padding", 0))
-    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
-             "pads": [ph, pw, ph, pw], "ceil_mode": int(bool(getattr(layer, "ceil_mode", False)))}
+    attrs = {
+        "kernel_shape": list(layer.kernel_size),
+        "strides": list(layer.stride),
+        "pads": [ph, pw, ph, pw],
+        "ceil_mode": int(bool(getattr(layer, "ceil_mode", False))),
+    }
     if isinstance(layer, MaxPool2D):
         return g.emit("MaxPool", [x], f"{prefix}maxpool", **attrs)
     attrs["count_include_pad"] = int(bool(getattr(layer, "count_include_pad", True)))
@@ -144,11 +151,20 @@ def _batchnorm(g: GraphBuilder, layer: BatchNorm1d, prefix: str, x: str) -> str:
     scale = layer.weight.data if layer.affine else np.ones(c, g.dtype)
     shift = layer.bias.data if layer.affine else np.zeros(c, g.dtype)
     names = ("weight", "bias") if layer.affine else ("scale_ones", "shift_zeros")
-    inputs = [x, g.const(scale, prefix + names[0]), g.const(shift, prefix + names[1]),
-              g.const(layer.running_mean, f"{prefix}running_mean"),
-              g.const(layer.running_var, f"{prefix}running_var")]
-    return g.emit("BatchNormalization", inputs, f"{prefix}batchnorm", epsilon=layer.eps,
-                  momentum=1.0 - layer.momentum)
+    inputs = [
+        x,
+        g.const(scale, prefix + names[0]),
+        g.const(shift, prefix + names[1]),
+        g.const(layer.running_mean, f"{prefix}running_mean"),
+        g.const(layer.running_var, f"{prefix}running_var"),
+    ]
+    return g.emit(
+        "BatchNormalization",
+        inputs,
+        f"{prefix}batchnorm",
+        epsilon=layer.eps,
+        momentum=1.0 - layer.momentum,
+    )
 
 
 def _reshape(g: GraphBuilder, layer: Reshape, prefix: str, x: str) -> str:
@@ -202,7 +218,8 @@ def _convert(g: GraphBuilder, module: Module, prefix: str, x: str) -> str:
         known = ", ".join(sorted({c.__name__ for c in CONVERTERS} | {"BatchNorm2d"}))
         raise ExportError(
             f"export_onnx: {where}{type(module).__name__} has no ONNX form; "
-            f"the exporter knows {known}")
+            f"the exporter knows {known}"
+        )
     return convert(g, module, prefix, x)
 
 
@@ -227,7 +244,8 @@ def infer_input_shape(model: Module) -> tuple[int, ...]:
             continue
     raise ExportError(
         "export_onnx: cannot tell what input the model takes; pass input_shape=(...) "
-        "without the batch axis, e.g. (1, 28, 28)")
+        "without the batch axis, e.g. (1, 28, 28)"
+    )
 
 
 def _run(model: Module, x: np.ndarray) -> np.ndarray:
@@ -255,25 +273,31 @@ def onnx_model(model: Module, input_shape: tuple[int, ...] | None = None):
     try:
         out_shape = _run(model, np.zeros((1, *shape), dtype)).shape[1:]
     except (ValueError, IndexError) as exc:
-        raise ExportError(f"export_onnx: the model does not take input (N, "
-                          f"{', '.join(map(str, shape))}): {exc}") from exc
+        raise ExportError(
+            f"export_onnx: the model does not take input (N, {', '.join(map(str, shape))}): {exc}"
+        ) from exc
     g = GraphBuilder(dtype)
     y = _convert(g, model, "", INPUT)
     g.nodes.append(onnx.helper.make_node("Identity", [y], [OUTPUT], name=OUTPUT))
     elem = onnx.helper.np_dtype_to_tensor_dtype(dtype)
     graph = onnx.helper.make_graph(
-        g.nodes, "chainrule",
+        g.nodes,
+        "chainrule",
         [onnx.helper.make_tensor_value_info(INPUT, elem, ["N", *shape])],
         [onnx.helper.make_tensor_value_info(OUTPUT, elem, ["N", *out_shape])],
         initializer=g.initializers,
     )
     proto = onnx.helper.make_model(
-        graph, opset_imports=[onnx.helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-        producer_name="chainrule", producer_version=__version__,
+        graph,
+        opset_imports=[onnx.helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="chainrule",
+        producer_version=__version__,
         doc_string="eval-mode logits of a chainrule model",
     )
-    onnx.helper.set_model_props(proto, {"chainrule.model": json.dumps(describe(model)),
-                                        "chainrule.dtype": str(dtype)})
+    onnx.helper.set_model_props(
+        proto, {"chainrule.model": json.dumps(describe(model)), "chainrule.dtype": str(dtype)}
+    )
     onnx.checker.check_model(proto, full_check=True)
     return proto
 
@@ -317,15 +341,19 @@ def _chainrule_onnx(path: Path) -> tuple[Module, dict[str, np.ndarray]]:
     proto = _read_onnx(path)
     props = {p.key: p.value for p in proto.metadata_props}
     if "chainrule.model" not in props:
-        raise file_error(path, "an ONNX file chainrule did not export",
-                         "chainrule reads back only the ONNX files it wrote")
+        raise file_error(
+            path,
+            "an ONNX file chainrule did not export",
+            "chainrule reads back only the ONNX files it wrote",
+        )
     try:
         model = module_from_config(json.loads(props["chainrule.model"]))
         model.astype(np.dtype(props.get("chainrule.dtype", "float32")))
         arrays = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
     except Exception as exc:
-        raise file_error(path, f"corrupt chainrule ONNX file ({type(exc).__name__}: {exc})",
-                         _FIX) from exc
+        raise file_error(
+            path, f"corrupt chainrule ONNX file ({type(exc).__name__}: {exc})", _FIX
+        ) from exc
     return model, {name: arrays[name] for name in model.state_dict() if name in arrays}
 
 

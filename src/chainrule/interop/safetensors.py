@@ -37,9 +37,18 @@ SUFFIX = ".safetensors"
 MAX_HEADER = 100 * 2**20  # bytes; the format's own readers refuse larger headers too
 # safetensors dtype codes that NumPy can hold (BF16 and the 8-bit floats it cannot)
 DTYPES = {
-    "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "U16": np.uint16, "I16": np.int16,
-    "U32": np.uint32, "I32": np.int32, "U64": np.uint64, "I64": np.int64,
-    "F16": np.float16, "F32": np.float32, "F64": np.float64,
+    "BOOL": np.bool_,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "U16": np.uint16,
+    "I16": np.int16,
+    "U32": np.uint32,
+    "I32": np.int32,
+    "U64": np.uint64,
+    "I64": np.int64,
+    "F16": np.float16,
+    "F32": np.float32,
+    "F64": np.float64,
 }
 _FIX = "write it again with `chainrule.save(model, 'model.safetensors')` or safetensors' save_file"
 
@@ -109,14 +118,18 @@ def read_header(path: Path) -> tuple[dict, dict[str, str]]:
         (n,) = struct.unpack("<Q", head)
         if n > size - 8 or n > MAX_HEADER:
             raise file_error(
-                path, f"truncated or corrupt: its header claims {n} bytes but the file has "
-                f"{size - 8} after the length", _FIX)
+                path,
+                f"truncated or corrupt: its header claims {n} bytes but the file has "
+                f"{size - 8} after the length",
+                _FIX,
+            )
         raw = f.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise file_error(path, f"not a safetensors file (its header is not JSON: {exc})",
-                         _FIX) from exc
+        raise file_error(
+            path, f"not a safetensors file (its header is not JSON: {exc})", _FIX
+        ) from exc
     if not isinstance(header, dict):
         raise file_error(path, "not a safetensors file (its header is not a JSON object)", _FIX)
     meta = header.pop("__metadata__", None) or {}
@@ -135,24 +148,33 @@ def _check_entries(path: Path, header: dict, data_bytes: int) -> None:
         dtype, shape, offsets = spec.get("dtype"), spec.get("shape"), spec.get("data_offsets")
         if dtype not in DTYPES:
             raise file_error(
-                path, f"tensor {name!r} has dtype {dtype!r}, which chainrule cannot read "
+                path,
+                f"tensor {name!r} has dtype {dtype!r}, which chainrule cannot read "
                 f"(it reads {', '.join(DTYPES)})",
-                "convert it first, e.g. in PyTorch `model.float()` before saving")
+                "convert it first, e.g. in PyTorch `model.float()` before saving",
+            )
         if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
             raise file_error(path, f"tensor {name!r} has a bad shape {shape!r}", _FIX)
-        if not (isinstance(offsets, list) and len(offsets) == 2
-                and all(type(o) is int for o in offsets)):
+        if not (
+            isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
+        ):
             raise file_error(path, f"tensor {name!r} has bad data_offsets {offsets!r}", _FIX)
         begin, end = offsets
         if not 0 <= begin <= end <= data_bytes:
             raise file_error(
-                path, f"tensor {name!r} lies at bytes {begin}..{end}, outside the "
-                f"{data_bytes} data bytes the file holds (truncated or edited)", _FIX)
+                path,
+                f"tensor {name!r} lies at bytes {begin}..{end}, outside the "
+                f"{data_bytes} data bytes the file holds (truncated or edited)",
+                _FIX,
+            )
         expected = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
         if end - begin != expected:
             raise file_error(
-                path, f"tensor {name!r} of {dtype}{shape} needs {expected} bytes, "
-                f"its offsets span {end - begin}", _FIX)
+                path,
+                f"tensor {name!r} of {dtype}{shape} needs {expected} bytes, "
+                f"its offsets span {end - begin}",
+                _FIX,
+            )
 
 
 def read_tensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -183,14 +205,19 @@ def load_safetensors_checkpoint(path: str | os.PathLike) -> Checkpoint:
     tensors, meta = read_tensors(path)
     if "model" not in meta:
         raise file_error(
-            path, "it holds weights but no chainrule architecture (written by another tool?)",
-            "build the same model in chainrule and call `chainrule.load_weights(model, path)`")
+            path,
+            "it holds weights but no chainrule architecture (written by another tool?)",
+            "build the same model in chainrule and call `chainrule.load_weights(model, path)`",
+        )
     spec = _json_field(path, meta, "model")
     try:
         model = module_from_config(spec)
     except Exception as exc:
-        raise file_error(path, f"cannot rebuild the architecture ({type(exc).__name__}: {exc})",
-                         "it may need a newer chainrule") from exc
+        raise file_error(
+            path,
+            f"cannot rebuild the architecture ({type(exc).__name__}: {exc})",
+            "it may need a newer chainrule",
+        ) from exc
     dtype = np.dtype(meta.get("dtype", "float32"))
     if dtype.kind != "f":
         raise file_error(path, f"model dtype {dtype} is not a float type", _FIX)

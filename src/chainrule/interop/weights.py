@@ -22,8 +22,11 @@ TRACKED = "num_batches_tracked"
 
 
 def _tracked_names(model: Module) -> set[str]:
-    return {f"{name}.{TRACKED}" if name else TRACKED
-            for name, module in named_modules(model) if is_batchnorm(module)}
+    return {
+        f"{name}.{TRACKED}" if name else TRACKED
+        for name, module in named_modules(model)
+        if is_batchnorm(module)
+    }
 
 
 def _describe(a: np.ndarray) -> str:
@@ -52,12 +55,20 @@ def load_state(model: Module, state: dict[str, np.ndarray], path: Path) -> Modul
     """Copy `state` into `model` after the strict check; raises ModelFileError naming `path`."""
     missing, unexpected, mismatched = state_mismatches(model, state)
     if missing or unexpected or mismatched:
-        parts = [f"{label} {names}" for label, names in
-                 (("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched))
-                 if names]
+        parts = [
+            f"{label} {names}"
+            for label, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("mismatched", mismatched),
+            )
+            if names
+        ]
         raise file_error(
-            path, "its weights do not fit the model: " + ", ".join(parts),
-            "build the model with the same layers, sizes and dtype as the one that wrote it")
+            path,
+            "its weights do not fit the model: " + ", ".join(parts),
+            "build the model with the same layers, sizes and dtype as the one that wrote it",
+        )
     for name, a in state.items():
         if not np.all(np.isfinite(a)) and a.dtype.kind == "f":
             raise file_error(path, f"weight {name!r} contains NaN or inf", "check its source")
@@ -83,8 +94,10 @@ def read_state(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
         return load_checkpoint(path).model.state_dict()
     raise file_error(
-        path, f"load_weights reads .safetensors, .npz and .onnx files, not {suffix or 'this'}",
-        "in PyTorch, write one with safetensors.torch.save_file(model.state_dict(), path)")
+        path,
+        f"load_weights reads .safetensors, .npz and .onnx files, not {suffix or 'this'}",
+        "in PyTorch, write one with safetensors.torch.save_file(model.state_dict(), path)",
+    )
 
 
 def load_weights(model: Module, path: str | os.PathLike) -> Module:
