@@ -48,15 +48,25 @@ def load_checkpoint_from(path: str | os.PathLike):
     return load_safetensors_checkpoint(path)
 
 
-def export_command(source: str | os.PathLike, fmt: str, out: str | os.PathLike) -> Path:
+def export_command(source: str | os.PathLike, fmt: str | None, out: str | os.PathLike) -> Path:
     """`chainrule export SOURCE --format FMT -o OUT`: read a run folder or model file (any
-    format chainrule loads) and write it as `fmt` ("onnx" or "safetensors"); returns OUT."""
+    format chainrule loads) and write it as `fmt` ("onnx" or "safetensors"; None: from OUT's
+    suffix). An existing folder OUT gets `model.onnx` / `model.safetensors`. Returns the file.
+    """
     from ..serialize import load_checkpoint
 
+    out = Path(out)
+    if fmt is None:
+        by_suffix = {suffix: name for name, suffix in FORMATS.items()}
+        fmt = by_suffix.get(out.suffix.lower())
+        if fmt is None:
+            raise ExportError(
+                f"cannot tell the format from {out.name!r}; pass --format onnx or "
+                "--format safetensors (or name the file .onnx / .safetensors)"
+            )
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {sorted(FORMATS)}")
     ckpt = load_checkpoint(source)
-    out = Path(out)
     if out.is_dir():
         out = out / f"model{FORMATS[fmt]}"
     if fmt == "onnx":
