@@ -198,3 +198,16 @@ def test_missing_package_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"pip install chainrule\[onnx\]"):
         export_onnx(cr.models.mlp(hidden=(8,)), tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_import_chainrule_does_not_import_the_optional_packages():
+    import subprocess
+
+    code = (
+        "import sys, chainrule as cr; cr.Sequential(cr.Dense(2, 2)); import chainrule.interop; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'onnx', 'onnxruntime', 'safetensors', 'sklearn', 'torch'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -142,7 +142,10 @@ def _pool(g: GraphBuilder, layer, prefix: str, x: str) -> str:
     }
     if isinstance(layer, MaxPool2D):
         return g.emit("MaxPool", [x], f"{prefix}maxpool", **attrs)
-    attrs["count_include_pad"] = int(bool(getattr(layer, "count_include_pad", True)))
+    # PyTorch's default counts padded zeros in the mean, but never a window's overhang past
+    # the padding (ceil_mode); without padding, "include pad" could only count that overhang
+    include_pad = bool(getattr(layer, "count_include_pad", True)) and (ph > 0 or pw > 0)
+    attrs["count_include_pad"] = int(include_pad)
     return g.emit("AveragePool", [x], f"{prefix}avgpool", **attrs)
 
 
