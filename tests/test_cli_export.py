@@ -91,3 +91,15 @@ def test_bad_inputs_exit_2_in_one_line(run_folder, tmp_path):
         run("export", folder, "--format", "tflite", "-o", tmp_path / "x"), "invalid choice"
     )
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.safetensors").exists()
+
+
+def test_missing_package_is_a_one_line_model_file_error(run_folder, tmp_path, monkeypatch):
+    import sys
+
+    from chainrule.serialize import ModelFileError
+
+    folder, _ = run_folder
+    path = cr.save(cr.load(folder), tmp_path / "m.safetensors")
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
+    with pytest.raises(ModelFileError, match=r"pip install chainrule\[safetensors\]"):
+        cr.load(path)

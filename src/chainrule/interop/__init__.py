@@ -37,15 +37,18 @@ def save_as(model, path: str | os.PathLike, metadata: dict | None = None, optimi
 
 
 def load_checkpoint_from(path: str | os.PathLike):
-    """`chainrule.load_checkpoint` for a `.safetensors` or `.onnx` file."""
-    path = Path(path)
-    if path.suffix.lower() == ".onnx":
-        from .onnx_export import load_onnx_checkpoint
-
-        return load_onnx_checkpoint(path)
+    """`chainrule.load_checkpoint` for a `.safetensors` or `.onnx` file. A missing optional
+    package is a `ModelFileError` too (so the CLI answers it in one line, exit code 2)."""
+    from ..serialize import ModelFileError
+    from .onnx_export import load_onnx_checkpoint
     from .safetensors import load_safetensors_checkpoint
 
-    return load_safetensors_checkpoint(path)
+    path = Path(path)
+    is_onnx = path.suffix.lower() == ".onnx"
+    try:
+        return load_onnx_checkpoint(path) if is_onnx else load_safetensors_checkpoint(path)
+    except MissingDependencyError as exc:
+        raise ModelFileError(f"{path}: {exc}") from exc
 
 
 def export_command(source: str | os.PathLike, fmt: str | None, out: str | os.PathLike) -> Path:
