@@ -26,6 +26,10 @@ from .value import Value
 
 def __getattr__(name: str):
     # `cr.viz` and `cr.preprocess` pull in matplotlib / Pillow: import them on first use only.
+    if name in ("load_weights", "export_onnx"):  # the interop bridges: optional packages
+        from . import interop
+
+        return getattr(interop, name)
     if name in ("viz", "preprocess"):
         import importlib
 

@@ -1,4 +1,4 @@
-"""The `chainrule` command: train, evaluate, predict, demo, data, serve.
+"""The `chainrule` command: train, evaluate, predict, demo, data, export, serve.
 
     chainrule train                        # MLP 784-128-10 on the bundled mnist-10k, ~96.5%
     chainrule evaluate runs/<stamp>        # accuracy, per-class precision/recall, confusion
@@ -217,6 +217,15 @@ def build_parser() -> Parser:
     dd.add_argument("name", metavar="NAME")
     dd.add_argument("--cache-dir", metavar="DIR", help="where to keep it")
     data.set_defaults(func=cmd_data, parser=data)
+
+    x = sub.add_parser("export", parents=[common], help="write a model as ONNX or safetensors",
+                       description="Write a trained model for other tools: ONNX (onnxruntime, "
+                       "opset 17) or safetensors (PyTorch's state-dict names).")
+    x.add_argument("source", metavar="RUN_OR_MODEL", help="a run folder or a model file")
+    x.add_argument("--format", choices=["onnx", "safetensors"],
+                   help="output format (default: from the suffix of -o)")
+    x.add_argument("-o", "--out", required=True, metavar="FILE", help="the file to write")
+    x.set_defaults(func=cmd_export, parser=x)
 
     from .web import server
 
@@ -537,6 +546,17 @@ def cmd_data(args) -> int:
     elif args.action == "download":
         folder = datasets.download(args.name, cache_dir=args.cache_dir)
         print(f"{args.name}: verified files in {folder}")
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from .interop import ExportError, MissingDependencyError, export_command
+
+    try:
+        out = export_command(args.source, args.format, args.out)
+    except (ExportError, MissingDependencyError) as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"wrote {out}")
     return EXIT_OK
 
 

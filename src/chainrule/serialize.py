@@ -43,6 +43,7 @@ FORMAT = "chainrule/1"
 META_KEY = "__meta__"
 OPTIM_PREFIX = "optim."
 MODEL_FILENAME = "model.npz"
+INTEROP_SUFFIXES = (".safetensors", ".onnx")  # read and written by chainrule.interop
 _FIX = "re-create it with `chainrule train` or pass the model.npz a training run wrote"
 
 
@@ -94,6 +95,10 @@ def save(
     """
     from . import __version__
 
+    if Path(path).suffix.lower() in INTEROP_SUFFIXES:  # chosen by suffix: chainrule.interop
+        from .interop import save_as
+
+        return save_as(model, path, metadata, optimizer)
     path = resolve_model_path(path)
     # np.asarray, not np.ascontiguousarray: the latter turns 0-d step counters into shape (1,)
     arrays: dict[str, np.ndarray] = {
@@ -470,6 +475,10 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     model is); `load` is for inference and returns it in eval mode.
     Raises `ModelFileError` (a `ValueError`) naming the file for anything it cannot vouch for.
     """
+    if Path(path).suffix.lower() in INTEROP_SUFFIXES:
+        from .interop import load_checkpoint_from
+
+        return load_checkpoint_from(path)
     path = resolve_model_path(path)
     meta, arrays = _read_checked(path)
     optim_arrays = {k: v for k, v in arrays.items() if k.startswith(OPTIM_PREFIX)}

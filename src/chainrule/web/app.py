@@ -7,6 +7,7 @@
                           "probabilities_after", "output_grad", "weight_grads", ...}
     POST /api/reset    forget this visitor's taught copy
     GET  /api/model    architecture, metrics, training history, confusion matrix
+    GET  /api/model.onnx, /api/model.safetensors   the loaded model as a download
 
 Errors are JSON {"error": "..."}: 400 for a body that is not an image, a bad label or bad
 JSON, 413 for a body over 2 MB (judged by Content-Length and by the bytes that arrive).
@@ -380,6 +381,25 @@ class WebApi:
     async def model(self, request: Request) -> Response:
         return with_session(request, JSONResponse(await run_in_threadpool(self.info.describe)))
 
+    async def download(self, request: Request) -> Response:
+        """GET /api/model.onnx or /api/model.safetensors: the loaded model as a file."""
+        fmt = request.url.path.rsplit(".", 1)[-1]
+        data = await run_in_threadpool(self._export, fmt)
+        disposition = f'attachment; filename="model.{fmt}"'
+        return Response(data, media_type="application/octet-stream",
+                        headers={"content-disposition": disposition})
+
+    def _export(self, fmt: str) -> bytes:
+        from ..interop import ExportError, MissingDependencyError, onnx_bytes, safetensors_bytes
+
+        try:
+            with self.lab.lock:  # the export runs the model once: not during a prediction
+                if fmt == "onnx":
+                    return onnx_bytes(self.lab.model)
+                return safetensors_bytes(self.lab.model, self.info.metadata)
+        except (ExportError, MissingDependencyError) as exc:
+            raise ApiError(501, str(exc)) from exc
+
     def routes(self) -> list[Route]:
         return [
             Route("/", self.page, methods=["GET"]),
@@ -388,6 +408,8 @@ class WebApi:
             Route("/api/teach", self.teach, methods=["POST"]),
             Route("/api/reset", self.reset, methods=["POST"]),
             Route("/api/model", self.model, methods=["GET"]),
+            Route("/api/model.onnx", self.download, methods=["GET"]),
+            Route("/api/model.safetensors", self.download, methods=["GET"]),
         ]
 
 
