@@ -69,8 +69,9 @@ function bytes(packed) {
   return out;
 }
 
-// A side×side canvas from packed bytes: signed (128 = 0) or probabilities (0..255).
-function mapCanvas(packed, side, signed) {
+// A side×side canvas from packed bytes: signed (128 = 0) or probabilities (0..255), with
+// colours at most `strength` of full (pale backgrounds keep the points visible).
+function mapCanvas(packed, side, signed, strength = 0.85) {
   const values = bytes(packed);
   const canvas = document.createElement("canvas");
   canvas.width = side; canvas.height = side;
@@ -78,7 +79,7 @@ function mapCanvas(packed, side, signed) {
   const img = ctx.createImageData(side, side);
   for (let i = 0; i < side * side; i++) {
     const t = signed ? (values[i] - 128) / 127 : 2 * values[i] / 255 - 1;
-    const [r, g, b] = colour(0.85 * t);
+    const [r, g, b] = colour(strength * t);
     img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
@@ -257,7 +258,7 @@ function drawBoundary() {
   const size = canvas.width;
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(mapCanvas(pg.frame.boundary, pg.net.grid, false), 0, 0, size, size);
+  ctx.drawImage(mapCanvas(pg.frame.boundary, pg.net.grid, false, 0.6), 0, 0, size, size);
   const dot = (point, filled, radius) => {
     const [x, y] = toCanvas(point, size);
     ctx.beginPath();
@@ -353,10 +354,10 @@ function drawNet() {
 
 function drawChart() {
   const canvas = $("pg-chart");
-  const width = Math.max(240, canvas.parentElement.clientWidth - 4), height = 110;
+  const width = Math.max(200, canvas.clientWidth), height = 110;
   const dpr = window.devicePixelRatio || 1;
   canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
-  canvas.style.width = width + "px"; canvas.style.height = height + "px";
+  canvas.style.height = height + "px";
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, width, height);
@@ -425,7 +426,7 @@ function showMath(view) {
   const act = view.activation;
   const forward = node("div", { class: "pg-col" }, node("h3", {}, "Forward pass"));
   const a0 = `a${sup(0)}`;
-  forward.append(line(`${a0} = x`, `point ${view.point}: (x₁, x₂) = (${view.xy.map(fmt).join(", ")}), y = ${view.y}`, view.x));
+  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), class y = ${view.y})`, view.x));
   view.layers.forEach((layer, k) => {
     const l = layer.layer, below = `a${sup(l - 1)}`;
     forward.append(line(`z${sup(l)}`, `= W${sup(l)}${below} + b${sup(l)}`, layer.z));
@@ -451,7 +452,8 @@ function showMath(view) {
   const chosen = node("div", { class: "pg-chosen", id: "pg-edge" });
   chosen.append(
     node("b", {}, `The dark edge: W${sup(e.l)}${sub(e.i + 1)}${sub(e.j + 1)}`),
-    ` (neuron ${e.j + 1} of layer ${e.l - 1} → neuron ${e.i + 1} of layer ${e.l}): `,
+    ` (${e.l === 1 ? `input ${pg.net.features[e.j]}` : `neuron ${e.j + 1} of layer ${e.l - 1}`} → `,
+    `${e.l === L ? "the output" : `neuron ${e.i + 1} of layer ${e.l}`}): `,
     `∂L/∂W${sup(e.l)}${sub(e.i + 1)}${sub(e.j + 1)} = ∂L/∂z${sup(e.l)}${sub(e.i + 1)} · a${sup(e.l - 1)}${sub(e.j + 1)} = `,
     `${fmt(layer.dL_dz[e.i])} · ${fmt(below[e.j])} = ${fmt(g)}. `,
     `A plain SGD step on this point alone would change it by −η·${fmt(g)} = ${fmt(-view.lr * g)} `,
