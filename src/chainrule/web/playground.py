@@ -348,6 +348,7 @@ class Playground:
             scales.append(scale)
         with np.errstate(over="ignore", invalid="ignore"):
             p = sigmoid(self.dense_layers()[-1](a))
+        self.forget_caches()
         return {
             "step": self.steps,
             "train_loss": None if math.isnan(train_loss) else train_loss,
@@ -456,13 +457,23 @@ class Playground:
             "W": significant(dense.weight.data),
         }
 
+    def forget_caches(self) -> None:
+        """Run one row through the network so the layers' caches of the last big forward pass
+        (the 1600-point grid) shrink to one row: what keeps a session small."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.model(self.train_x[:1])
+
     def nbytes(self) -> int:
-        """Bytes held by the arrays of this playground (data, grid, weights, gradients and
-        optimizer state), an upper bound used by the docs' memory figure."""
-        arrays = [self.train_x, self.test_x, self.train_points, self.test_points,
-                  self.grid, self.grid_x]
+        """Bytes held by this playground's arrays: data, grid, weights and gradients, the
+        layers' caches, optimizer state (at most two slots per weight)."""
+        held = [self.train_x, self.test_x, self.train_points, self.test_points, self.train_y,
+                self.test_y, self.grid, self.grid_x, self.order]
+        for module in self.model:
+            for value in vars(module).values():
+                parts = value if isinstance(value, tuple) else (value,)
+                held += [v for v in parts if isinstance(v, np.ndarray)]
         params = sum(p.data.nbytes for p in self.model.parameters())
-        return sum(a.nbytes for a in arrays) + 4 * params  # weights, grads, ≤ 2 state slots
+        return sum(a.nbytes for a in held) + 3 * params  # + gradients and 2 state slots
 
 
 def build_network(inputs: int, hidden: tuple[int, ...], activation: str,
