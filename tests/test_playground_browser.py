@@ -191,3 +191,17 @@ def test_settings_come_back_from_a_copied_url(context, live_server):
         assert copy.input_value("#pg-lr") == "0.02"
         assert copy.get_attribute("#pg-net", "data-sizes") == "2,16,16,1"
     assert not problems + more, problems + more
+
+
+def test_a_nan_loss_pauses_with_a_learning_rate_hint(context, live_server):
+    hidden = ",".join(["32"] * 6)
+    url = (f"{live_server}/#playground?dataset=spiral&hidden={hidden}&activation=relu"
+           "&optimizer=sgd&lr=10&features=x1,x2,x1sq,x2sq,x1x2")
+    pg, problems = open_page(context, url)
+    with shot_on_failure(pg, "playground_nan"):
+        wait_for_network(pg)
+        pg.click("#pg-play")
+        wait_until(pg, "document.getElementById('pg-message').textContent.includes('too large')")
+        assert pg.get_attribute("#pg-play", "aria-pressed") == "false"  # paused
+        assert pg.inner_text("#pg-loss") == "NaN"
+    assert not problems, problems
