@@ -115,8 +115,7 @@ def test_play_xor_pause_step_and_read_the_backprop_numbers(context, live_server)
         half = start_loss / 2
         wait_until(pg, f"parseFloat(document.getElementById('pg-loss').textContent) < {half}")
         pg.click("#pg-play")  # pause
-        wait_until(pg, "document.getElementById('pg-play').getAttribute('aria-pressed')"
-                             " === 'false'")
+        wait_until(pg, "document.getElementById('pg-play').dataset.state === 'paused'")
         assert int(pg.inner_text("#pg-epoch")) > 0
         assert loss(pg) < start_loss
         assert boundary_pixels(pg) != start_pixels
@@ -204,4 +203,19 @@ def test_a_nan_loss_pauses_with_a_learning_rate_hint(context, live_server):
         wait_until(pg, "document.getElementById('pg-message').textContent.includes('too large')")
         assert pg.get_attribute("#pg-play", "aria-pressed") == "false"  # paused
         assert pg.inner_text("#pg-loss") == "NaN"
+    assert not problems, problems
+
+
+def test_xnor_switches_to_the_seeds_network(context, live_server):
+    pg, problems = open_page(context, live_server + "/#playground")
+    with shot_on_failure(pg, "playground_xnor"):
+        wait_for_network(pg)
+        pg.select_option("#pg-dataset", "xnor")
+        wait_until(pg, "document.getElementById('pg-net').dataset.sizes === '2,3,1'")
+        assert pg.input_value("#pg-activation") == "sigmoid"
+        assert pg.input_value("#pg-optimizer") == "sgd"
+        assert pg.input_value("#pg-batch") == "4"
+        pg.select_option("#pg-dataset", "circle")  # back to the page's defaults
+        wait_until(pg, "document.getElementById('pg-net').dataset.sizes === '2,4,4,1'")
+        assert pg.input_value("#pg-activation") == "tanh"
     assert not problems, problems

@@ -108,6 +108,11 @@ class Settings:
         return out
 
 
+# Seed 001's net for the truth table: 2→3→1, sigmoid, plain SGD at lr 2 on all four rows.
+XNOR_SETTINGS = replace(Settings(), dataset="xnor", hidden=(3,), activation="sigmoid",
+                        optimizer="sgd", lr=2.0, batch=4)
+
+
 def parse_hidden(value) -> tuple[int, ...]:
     """Hidden sizes from text like "4,4" (or a list); "" means no hidden layer."""
     if isinstance(value, (list, tuple)):
@@ -238,6 +243,12 @@ def grid_points(lo: float, hi: float, size: int = GRID) -> np.ndarray:
     return np.stack([u.ravel(), v.ravel()], axis=1)
 
 
+def largest_finite(values: np.ndarray) -> float:
+    """max |v| over the finite entries, or 1.0 if there are none (or it is 0)."""
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+
 def pack(values: np.ndarray, scale: float, signed: bool) -> str:
     """Base64 bytes of values/scale: [0, 1] → 0..255, or [−1, 1] → 1..255 (128 is 0)."""
     t = np.nan_to_num(np.asarray(values, dtype=np.float64) / scale)
@@ -342,8 +353,7 @@ class Playground:
             with np.errstate(over="ignore", invalid="ignore"):
                 a = act(dense(a))
             maps = a.reshape(GRID, GRID, -1)[::2, ::2]
-            scale = float(np.nanmax(np.abs(maps))) if np.isfinite(maps).any() else 1.0
-            scale = scale if scale > 0 else 1.0
+            scale = largest_finite(maps)
             neurons.append([pack(maps[:, :, j], scale, signed=True) for j in range(a.shape[1])])
             scales.append(scale)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -532,11 +542,6 @@ def options() -> dict:
     }
 
 
-# Seed 001's net for the truth table: 2→3→1, sigmoid, plain SGD at lr 2 on all four rows.
-XNOR_SETTINGS = replace(Settings(), dataset="xnor", hidden=(3,), activation="sigmoid",
-                        optimizer="sgd", lr=2.0, batch=4)
-
-
 # ---- HTTP ------------------------------------------------------------------------------------
 def playground_routes(capacity: int = DEFAULT_CAPACITY):
     """Starlette routes under /api/playground/ over a fresh `PlaygroundStore`."""
@@ -558,7 +563,7 @@ class PlaygroundApi:
         self.store = store
 
     async def options(self, request):
-        return self._answer(request, options())
+        return _json(options())
 
     async def new(self, request):
         return await self._handle(request, self._new)
@@ -613,16 +618,16 @@ class PlaygroundApi:
             answer = await run_in_threadpool(work, sid, payload)
         except PlaygroundError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        response = self._answer(request, answer)
+        response = _json(answer)
         if _session_id(request) is None:
             _set_cookie(response, sid)
         return response
 
-    @staticmethod
-    def _answer(request, answer: dict):
-        from starlette.responses import JSONResponse
 
-        return JSONResponse(answer)
+def _json(answer: dict):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(answer)
 
 
 def _session_id(request) -> str | None:

@@ -186,6 +186,7 @@ async function playLoop() {
     }
     await new Promise((resolve) => requestAnimationFrame(resolve));
   }
+  $("pg-play").dataset.state = "paused";  // the last frame has landed
 }
 
 function setPlaying(on) {
@@ -193,7 +194,10 @@ function setPlaying(on) {
   pg.playing = on;
   $("pg-play").textContent = on ? "❚❚ Pause" : "▶ Play";
   $("pg-play").setAttribute("aria-pressed", String(on));
-  if (on) pg.loop = playLoop();
+  if (on) {
+    $("pg-play").dataset.state = "playing";
+    pg.loop = playLoop();
+  }
 }
 
 async function pause() {
