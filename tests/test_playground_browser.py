@@ -219,3 +219,18 @@ def test_xnor_switches_to_the_seeds_network(context, live_server):
         wait_until(pg, "document.getElementById('pg-net').dataset.sizes === '2,4,4,1'")
         assert pg.input_value("#pg-activation") == "tanh"
     assert not problems, problems
+
+
+def test_phone_sized_screen_fits(browser, live_server):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
+                              has_touch=True, device_scale_factor=2)
+    try:
+        pg, problems = open_page(ctx, live_server + "/#playground?hidden=8,8")
+        with shot_on_failure(pg, "playground_phone"):
+            wait_for_network(pg)
+            pg.click("#pg-step")
+            wait_until(pg, "document.getElementById('pg-math').dataset.version !== '0'")
+            assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not problems, problems
+    finally:
+        ctx.close()
