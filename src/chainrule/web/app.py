@@ -8,6 +8,7 @@
     POST /api/reset    forget this visitor's taught copy
     GET  /api/model    architecture, metrics, training history, confusion matrix
     GET  /api/model.onnx, /api/model.safetensors   the loaded model as a download
+    /api/playground/*  the Playground tab (`playground.py`; needs no trained model)
 
 Errors are JSON {"error": "..."}: 400 for a body that is not an image, a bad label or bad
 JSON, 413 for a body over 2 MB (judged by Content-Length and by the bytes that arrive).
@@ -40,6 +41,7 @@ from starlette.routing import Route
 from ..module import Module
 from ..preprocess import ImageError, load_digit_image
 from .lab import DEFAULT_LR, DigitLab, LabError, check_label, check_lr
+from .playground import playground_routes
 from .session import COOKIE, DEFAULT_CAPACITY, SessionStore, new_session_id, valid_session_id
 
 MAX_BODY = 2 * 1024 * 1024  # bytes
@@ -52,6 +54,8 @@ STATIC = {  # name → media type; the only files the app serves
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "playground.js": "text/javascript; charset=utf-8",
+    "playground.css": "text/css; charset=utf-8",
 }
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -450,7 +454,7 @@ def create_app(
     info = ModelInfo(lab, metadata, source, evaluate)
     api = WebApi(lab, sessions, info)
     app = Starlette(
-        routes=api.routes(),
+        routes=api.routes() + playground_routes(capacity),
         middleware=[Middleware(Guard, allowed_hosts=allowed_hosts)],
         exception_handlers={
             ApiError: _api_error,

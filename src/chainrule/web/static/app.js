@@ -556,16 +556,17 @@ function showConfusion(ev, names) {
 
 // ---- tabs and start-up ---------------------------------------------------------------------------
 function showTab(name) {
-  for (const tab of ["draw", "model"]) {
+  for (const tab of ["draw", "model", "playground"]) {
     $(`tab-${tab}`).setAttribute("aria-selected", String(tab === name));
     $(`panel-${tab}`).hidden = tab !== name;
   }
   if (name === "model") drawPlots();
-  else drawNetwork(state.prediction);
+  else if (name === "draw") drawNetwork(state.prediction);
 }
 
 $("tab-draw").addEventListener("click", () => showTab("draw"));
 $("tab-model").addEventListener("click", () => showTab("model"));
+$("tab-playground").addEventListener("click", () => showTab("playground"));  // playground.js does the rest
 $("clear").addEventListener("click", () => { clearPad(); status("cleared"); });
 $("predict").addEventListener("click", () => predict(false));
 $("teach").addEventListener("click", teach);

@@ -1,0 +1,75 @@
+"""Time to target of the Playground tab with the page's defaults, measured through the real
+server as the page drives it: POST /api/playground/new, then POST /api/playground/step with
+K steps per frame, waiting one animation frame (~16 ms) between frames as the page does.
+
+    python bench/playground_time.py [--frame-ms 16] [--limit 120]
+
+Targets (docs/web.md): xor test loss < 0.25 within ~20 s of play; spiral with hidden 16,16
+< 0.3 within ~45 s. Prints one `time_to_target` line per case (seconds, steps, frames).
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import httpx
+import uvicorn
+
+import chainrule as cr
+from chainrule.web import server
+from chainrule.web.app import create_app
+from chainrule.web.playground import Settings
+
+STEPS_PER_FRAME = 20  # the page's default (#pg-speed)
+CASES = [("xor", "4,4", 0.25), ("spiral", "16,16", 0.3)]
+
+
+def start_server() -> tuple[str, uvicorn.Server, threading.Thread]:
+    app = create_app(cr.Sequential(cr.Flatten(), cr.Dense(784, 10, seed=0)), {}, evaluate=False)
+    sock = server.listen("127.0.0.1", 0)
+    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", srv, thread
+
+
+def time_to_target(base: str, dataset: str, hidden: str, target: float, frame_ms: float,
+                   limit: float) -> tuple[float, int, int, float]:
+    """(seconds of play, steps, frames, last test loss) until the test loss < target."""
+    settings = {**Settings().to_json(), "dataset": dataset, "hidden": hidden}
+    with httpx.Client(base_url=base, timeout=30) as client:
+        client.post("/api/playground/new", json={"settings": settings}).raise_for_status()
+        start, frames, frame = time.perf_counter(), 0, {}
+        while time.perf_counter() - start < limit:
+            r = client.post("/api/playground/step", json={"steps": STEPS_PER_FRAME})
+            r.raise_for_status()
+            frame, frames = r.json()["frame"], frames + 1
+            if frame["test_loss"] is not None and frame["test_loss"] < target:
+                break
+            time.sleep(frame_ms / 1000)
+        return time.perf_counter() - start, frame["step"], frames, frame["test_loss"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frame-ms", type=float, default=16.0)
+    parser.add_argument("--limit", type=float, default=120.0, help="give up after (s)")
+    args = parser.parse_args()
+    base, srv, thread = start_server()
+    try:
+        for dataset, hidden, target in CASES:
+            seconds, steps, frames, loss = time_to_target(base, dataset, hidden, target,
+                                                          args.frame_ms, args.limit)
+            print(f"time_to_target {dataset} hidden={hidden} loss<{target}: {seconds:.1f} s, "
+                  f"{steps} steps, {frames} frames, test loss {loss:.3f}", flush=True)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,580 @@
+// chainrule serve: the Playground tab. An ES module, no libraries. The network lives on the
+// server (chainrule's Dense, activations, BCEWithLogits and optimizers); this page asks for
+// K training steps per frame (POST /api/playground/step) and draws what comes back: the
+// decision boundary, every neuron's picture of the plane, the weights, the losses, and for
+// one training point every number of its forward and backward pass (the backprop view).
+// The settings live in the URL hash (#playground?dataset=xor&hidden=4,4&...).
+
+const $ = (id) => document.getElementById(id);
+const ORANGE = [245, 147, 34];  // class 1, positive values
+const BLUE = [8, 119, 189];     // class 0, negative values
+const SETTING_KEYS = ["dataset", "noise", "train", "seed", "hidden", "activation", "lr", "batch",
+  "optimizer", "l2"];
+const SUP = { "0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵", "6": "⁶", "7": "⁷", "8": "⁸", "9": "⁹" };
+const SUB = { "0": "₀", "1": "₁", "2": "₂", "3": "₃", "4": "₄", "5": "₅", "6": "₆", "7": "₇", "8": "₈", "9": "₉" };
+
+const pg = {
+  options: null, net: null, frame: null, explain: null, history: [], playing: false,
+  loop: null, building: Promise.resolve(true), builds: 0, mathSeq: 0, point: 0, edge: null, mathVersion: 0, nodes: [], edges: [], started: false,
+};
+
+// ---- small helpers ---------------------------------------------------------------------------
+const sup = (n) => "⁽" + String(n).split("").map((c) => SUP[c]).join("") + "⁾";
+const sub = (n) => String(n).split("").map((c) => SUB[c]).join("");
+const fmt = (v) => (v === null || v === undefined) ? "–"
+  : (Math.abs(v) >= 0.001 || v === 0 ? v.toFixed(4) : v.toExponential(2)).replace(/-/g, "−");
+
+function message(text, isError = true) {
+  const el = $("pg-message");
+  el.textContent = text;
+  el.className = "pg-message" + (isError && text ? " error" : "");
+}
+
+async function post(path, body) {
+  const response = await fetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body), credentials: "same-origin",
+  });
+  let data = null;
+  try { data = await response.json(); } catch (e) { data = null; }
+  if (!response.ok) {
+    const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function node(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") el.className = v;
+    else el.setAttribute(k, v);
+  }
+  for (const c of children) el.append(c);
+  return el;
+}
+
+// White → orange for t > 0, white → blue for t < 0 (t in [−1, 1]).
+function colour(t) {
+  const [r, g, b] = t >= 0 ? ORANGE : BLUE;
+  const a = Math.min(1, Math.abs(t));
+  return [255 + (r - 255) * a, 255 + (g - 255) * a, 255 + (b - 255) * a];
+}
+
+function bytes(packed) {
+  const text = atob(packed);
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+// A side×side canvas from packed bytes: signed (128 = 0) or probabilities (0..255), with
+// colours at most `strength` of full (pale backgrounds keep the points visible).
+function mapCanvas(packed, side, signed, strength = 0.85) {
+  const values = bytes(packed);
+  const canvas = document.createElement("canvas");
+  canvas.width = side; canvas.height = side;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(side, side);
+  for (let i = 0; i < side * side; i++) {
+    const t = signed ? (values[i] - 128) / 127 : 2 * values[i] / 255 - 1;
+    const [r, g, b] = colour(strength * t);
+    img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+// ---- settings and the URL ---------------------------------------------------------------------
+function features() {
+  return [...document.querySelectorAll("#pg-features input:checked")].map((i) => i.value);
+}
+
+function readControls() {
+  const s = {};
+  for (const key of SETTING_KEYS) s[key] = $(`pg-${key}`).value.trim();
+  s.features = features().join(",");
+  return s;
+}
+
+function setSelect(el, value) {
+  value = String(value);
+  if (![...el.options].some((o) => o.value === value)) el.append(node("option", {}, value));
+  el.value = value;
+}
+
+function writeControls(s) {
+  for (const key of SETTING_KEYS) {
+    if (s[key] === undefined) continue;
+    const el = $(`pg-${key}`);
+    if (el.tagName === "SELECT") setSelect(el, s[key]); else el.value = s[key];
+  }
+  if (s.features !== undefined) {
+    const on = new Set(String(s.features).split(","));
+    for (const box of document.querySelectorAll("#pg-features input")) box.checked = on.has(box.value);
+  }
+  if (s.speed !== undefined) setSelect($("pg-speed"), s.speed);
+}
+
+function settingsFromUrl() {
+  const hash = location.hash;
+  if (!hash.startsWith("#playground")) return null;
+  const query = new URLSearchParams(hash.slice(hash.indexOf("?") + 1 || hash.length));
+  const s = {};
+  for (const key of [...SETTING_KEYS, "features", "speed"]) {
+    if (query.has(key)) s[key] = query.get(key);
+  }
+  return s;
+}
+
+function saveUrl(settings) {
+  const query = new URLSearchParams({ ...settings, speed: $("pg-speed").value });
+  history.replaceState(null, "", "#playground?" + query.toString().replace(/%2C/g, ","));
+}
+
+// ---- talking to the server ---------------------------------------------------------------------
+// Builds run one after another, each reading the controls when its turn comes, so the last
+// change wins on the server as on the page.
+function build() {
+  pg.building = pg.building.then(buildNow);
+  return pg.building;
+}
+
+async function buildNow() {
+  const settings = readControls();
+  try {
+    const answer = await post("/api/playground/new", { settings });
+    pg.net = answer;
+    pg.history = [];
+    pg.explain = null;
+    pg.point = 0;
+    pg.edge = null;
+    const unchanged = JSON.stringify(readControls()) === JSON.stringify(settings);
+    if (unchanged) writeControls(answer.settings);  // tidied ("4, 4" → "4,4"), unless edited since
+    saveUrl(answer.settings);
+    message("");
+    showFrame(answer.frame);
+    $("pg-net").dataset.version = String(++pg.builds);
+    return true;
+  } catch (error) {
+    message(error.message + (pg.net ? " (the network is unchanged)" : ""));
+    return false;
+  }
+}
+
+async function step(steps, explain) {
+  const body = { steps };
+  if (explain) body.explain = pg.point;
+  try {
+    return await post("/api/playground/step", body);
+  } catch (error) {
+    if (error.status === 404 && await build()) return post("/api/playground/step", body);
+    throw error;
+  }
+}
+
+// While playing: ask for K steps, draw the frame, wait for the next animation frame, repeat.
+async function playLoop() {
+  while (pg.playing) {
+    try {
+      const answer = await step(Number($("pg-speed").value), false);
+      showFrame(answer.frame);
+    } catch (error) {
+      message(error.message);
+      setPlaying(false);
+    }
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+  $("pg-play").dataset.state = "paused";  // the last frame has landed
+}
+
+function setPlaying(on) {
+  if (on && pg.playing) return;
+  pg.playing = on;
+  $("pg-play").textContent = on ? "❚❚ Pause" : "▶ Play";
+  $("pg-play").setAttribute("aria-pressed", String(on));
+  if (on) {
+    $("pg-play").dataset.state = "playing";
+    pg.loop = playLoop();
+  }
+}
+
+async function pause() {
+  setPlaying(false);
+  await pg.loop;  // the frame in flight lands first
+}
+
+async function togglePlay() {
+  if (!pg.playing) { setPlaying(true); return; }
+  await pause();
+  if (pg.net && !pg.frame.diverged) explainPoint();
+}
+
+async function stepOnce() {
+  await pause();
+  const seq = ++pg.mathSeq;
+  try {
+    const answer = await step(1, true);
+    showFrame(answer.frame);
+    if (answer.explain && seq === pg.mathSeq) showMath(answer.explain);
+  } catch (error) {
+    message(error.message);
+  }
+}
+
+async function explainPoint() {
+  const seq = ++pg.mathSeq;
+  try {
+    const answer = await post("/api/playground/explain", { point: pg.point });
+    if (seq === pg.mathSeq) showMath(answer.explain);
+  } catch (error) {
+    message(error.message);
+  }
+}
+
+// ---- drawing a frame ----------------------------------------------------------------------------
+function showFrame(frame) {
+  pg.frame = frame;
+  $("pg-epoch").textContent = String(frame.step);
+  $("pg-loss").textContent = frame.test_loss === null ? "NaN" : frame.test_loss.toFixed(4);
+  $("pg-train-loss").textContent = frame.train_loss === null ? "NaN" : frame.train_loss.toFixed(4);
+  const last = pg.history[pg.history.length - 1];
+  if (frame.test_loss !== null && (!last || last.step !== frame.step)) {
+    pg.history.push({ step: frame.step, train: frame.train_loss, test: frame.test_loss });
+  }
+  if (frame.diverged) {
+    setPlaying(false);
+    message(frame.message);
+  }
+  drawBoundary();
+  drawNet();
+  drawChart();
+}
+
+function toCanvas(point, size) {
+  const [lo, hi] = pg.net.domain;
+  return [(point[0] - lo) / (hi - lo) * size, (hi - point[1]) / (hi - lo) * size];
+}
+
+function drawBoundary() {
+  const canvas = $("pg-boundary");
+  const size = canvas.width;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(mapCanvas(pg.frame.boundary, pg.net.grid, false, 0.6), 0, 0, size, size);
+  const dot = (point, filled, radius) => {
+    const [x, y] = toCanvas(point, size);
+    ctx.beginPath();
+    ctx.arc(x, y, radius, 0, 2 * Math.PI);
+    const rgb = `rgb(${(point[2] ? ORANGE : BLUE).join(",")})`;
+    ctx.fillStyle = filled ? rgb : "#fff";
+    ctx.strokeStyle = filled ? "#fff" : rgb;
+    ctx.lineWidth = filled ? 1 : 2;
+    ctx.fill(); ctx.stroke();
+  };
+  const radius = pg.net.train.length <= 4 ? 9 : 3.5;
+  for (const p of pg.net.test) dot(p, false, radius);
+  for (const p of pg.net.train) dot(p, true, radius);
+  const chosen = pg.net.train[pg.point];
+  if (chosen) {
+    const [x, y] = toCanvas(chosen, size);
+    ctx.beginPath(); ctx.arc(x, y, radius + 5, 0, 2 * Math.PI);
+    ctx.strokeStyle = "#111"; ctx.lineWidth = 2; ctx.stroke();
+  }
+  canvas.dataset.step = String(pg.frame.step);
+}
+
+// The diagram: a column of squares per layer, each square the neuron's map; lines are weights.
+function layout(width) {
+  const sizes = pg.net.sizes;
+  const most = Math.max(...sizes);
+  const box = most <= 8 ? 40 : most <= 16 ? 26 : 16;
+  const gap = Math.max(4, Math.round(box / 4));
+  const height = most * (box + gap) + 30;
+  const columnGap = (width - 40 - box) / (sizes.length - 1);
+  const nodes = sizes.map((count, l) => {
+    const top = (height - count * (box + gap) + gap) / 2;
+    return Array.from({ length: count }, (_, i) => ({
+      l, i, x: 20 + l * columnGap, y: top + i * (box + gap), size: box,
+    }));
+  });
+  return { nodes, height, box };
+}
+
+function nodeImage(l, i) {
+  const net = pg.net, frame = pg.frame;
+  if (l === 0) return mapCanvas(net.input_maps[i], net.neuron_grid, true);
+  if (l === net.sizes.length - 1) return mapCanvas(frame.boundary, net.grid, false);
+  return mapCanvas(frame.neurons[l - 1][i], net.neuron_grid, true);
+}
+
+function drawNet() {
+  const canvas = $("pg-net");
+  const width = Math.max(320, canvas.parentElement.clientWidth);
+  const { nodes, height } = layout(width);
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
+  canvas.style.width = width + "px"; canvas.style.height = height + "px";
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  pg.nodes = nodes.flat();
+  pg.edges = [];
+  const weights = pg.frame.weights;
+  for (let l = 1; l < nodes.length; l++) {
+    const W = weights[l - 1];
+    let most = 0;
+    for (const row of W) for (const w of row) most = Math.max(most, Math.abs(w || 0));
+    for (const to of nodes[l]) {
+      for (const from of nodes[l - 1]) {
+        const w = W[to.i][from.i] || 0;
+        const edge = { l, i: to.i, j: from.i, x1: from.x + from.size, y1: from.y + from.size / 2,
+          x2: to.x, y2: to.y + to.size / 2 };
+        pg.edges.push(edge);
+        ctx.strokeStyle = `rgba(${(w >= 0 ? ORANGE : BLUE).join(",")},${0.25 + 0.75 * Math.abs(w) / (most || 1)})`;
+        ctx.lineWidth = 0.5 + 4 * Math.abs(w) / (most || 1);
+        ctx.beginPath(); ctx.moveTo(edge.x1, edge.y1); ctx.lineTo(edge.x2, edge.y2); ctx.stroke();
+      }
+    }
+  }
+  const e = pg.edge && pg.edges.find((d) => d.l === pg.edge.l && d.i === pg.edge.i && d.j === pg.edge.j);
+  if (e) {
+    ctx.strokeStyle = "#111"; ctx.lineWidth = 4; ctx.setLineDash([]);
+    ctx.beginPath(); ctx.moveTo(e.x1, e.y1); ctx.lineTo(e.x2, e.y2); ctx.stroke();
+  }
+  ctx.imageSmoothingEnabled = true;
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#667085";
+  for (const n of pg.nodes) {
+    ctx.drawImage(nodeImage(n.l, n.i), n.x, n.y, n.size, n.size);
+    ctx.strokeStyle = "#9aa4b2"; ctx.lineWidth = 1;
+    ctx.strokeRect(n.x + 0.5, n.y + 0.5, n.size - 1, n.size - 1);
+  }
+  const names = pg.net.features;
+  for (const n of nodes[0]) ctx.fillText(names[n.i], n.x, n.y - 2);
+  canvas.dataset.sizes = pg.net.sizes.join(",");
+}
+
+function drawChart() {
+  const canvas = $("pg-chart");
+  const width = Math.max(200, canvas.clientWidth), height = 110;
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
+  canvas.style.height = height + "px";
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  const h = pg.history;
+  if (h.length < 2) return;
+  const top = Math.max(...h.map((p) => Math.max(p.train, p.test)));
+  const last = h[h.length - 1].step || 1;
+  for (const [key, style] of [["train", "#9aa4b2"], ["test", "#111"]]) {
+    ctx.strokeStyle = style; ctx.lineWidth = 1.5; ctx.beginPath();
+    h.forEach((p, k) => {
+      const x = 4 + (width - 8) * p.step / last, y = height - 4 - (height - 8) * p[key] / top;
+      if (k) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+  }
+}
+
+// ---- the backprop view ----------------------------------------------------------------------------
+function vector(values) {
+  const span = node("span", { class: "pg-vec" });
+  span.append("[");
+  values.forEach((v, k) => {
+    if (k) span.append(", ");
+    span.append(node("span", { class: "pg-n", "data-value": String(v) }, fmt(v)));
+  });
+  span.append("]");
+  return span;
+}
+
+function line(label, formula, values) {
+  const row = node("div", { class: "pg-line" });
+  row.append(node("span", { class: "pg-sym" }, label), node("span", { class: "pg-eq" }, formula));
+  if (values) row.append(" = ", vector(values));
+  return row;
+}
+
+function matrix(rows, highlight) {
+  const table = node("table", { class: "pg-matrix" });
+  rows.forEach((row, i) => {
+    const tr = node("tr");
+    row.forEach((v, j) => {
+      const td = node("td", { "data-value": String(v) }, fmt(v));
+      if (highlight && highlight.i === i && highlight.j === j) td.className = "chosen";
+      td.addEventListener("click", () => chooseEdge(highlight.l, i, j));
+      tr.append(td);
+    });
+    table.append(tr);
+  });
+  return table;
+}
+
+function defaultEdge(view) {
+  const first = view.layers[0].dL_dW;
+  let best = { l: 1, i: 0, j: 0 }, most = -1;
+  first.forEach((row, i) => row.forEach((g, j) => {
+    if (Math.abs(g) > most) { most = Math.abs(g); best = { l: 1, i, j }; }
+  }));
+  return best;
+}
+
+function showMath(view) {
+  pg.explain = view;
+  const L = view.layers.length;
+  if (!pg.edge || pg.edge.l > L) pg.edge = defaultEdge(view);
+  const box = $("pg-math");
+  const act = view.activation;
+  const forward = node("div", { class: "pg-col" }, node("h3", {}, "Forward pass"));
+  const a0 = `a${sup(0)}`;
+  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), class y = ${view.y})`, view.x));
+  view.layers.forEach((layer, k) => {
+    const l = layer.layer, below = `a${sup(l - 1)}`;
+    forward.append(line(`z${sup(l)}`, `= W${sup(l)}${below} + b${sup(l)}`, layer.z));
+    const f = l === L ? "sigmoid" : act;
+    forward.append(line(`a${sup(l)}`, `= ${f}(z${sup(l)})${l === L ? " = ŷ" : ""}`, layer.a));
+    if (k === L - 1) forward.append(line("L", "= −[y log ŷ + (1 − y) log(1 − ŷ)]", [view.loss]));
+  });
+  const backward = node("div", { class: "pg-col" }, node("h3", {}, "Backward pass (chain rule)"));
+  for (let k = L - 1; k >= 0; k--) {
+    const layer = view.layers[k], l = layer.layer;
+    const f = l === L ? "sigmoid" : act;
+    const daText = l === L ? "= (ŷ − y) / (ŷ(1 − ŷ))" : `= W${sup(l + 1)}ᵀ ∂L/∂z${sup(l + 1)}`;
+    backward.append(node("h4", {}, `layer ${l}${l === L ? " (output)" : ""}`));
+    backward.append(line(`∂L/∂a${sup(l)}`, daText, layer.dL_da));
+    backward.append(line(`σ′(z${sup(l)})`, `(${f}′)`, layer.sigma_prime));
+    backward.append(line(`∂L/∂z${sup(l)}`, `= ∂L/∂a${sup(l)}·σ′(z${sup(l)})${l === L ? " = ŷ − y" : ""}`, layer.dL_dz));
+    backward.append(line(`∂L/∂W${sup(l)}`, `= ∂L/∂z${sup(l)}·a${sup(l - 1)}ᵀ`));
+    backward.append(matrix(layer.dL_dW, pg.edge.l === l ? pg.edge : { l, i: -1, j: -1 }));
+  }
+  const e = pg.edge, layer = view.layers[e.l - 1];
+  const below = e.l === 1 ? view.x : view.layers[e.l - 2].a;
+  const g = layer.dL_dW[e.i][e.j];
+  const chosen = node("div", { class: "pg-chosen", id: "pg-edge" });
+  chosen.append(
+    node("b", {}, `The dark edge: W${sup(e.l)}${sub(e.i + 1)}${sub(e.j + 1)}`),
+    ` (${e.l === 1 ? `input ${pg.net.features[e.j]}` : `neuron ${e.j + 1} of layer ${e.l - 1}`} → `,
+    `${e.l === L ? "the output" : `neuron ${e.i + 1} of layer ${e.l}`}): `,
+    `∂L/∂W${sup(e.l)}${sub(e.i + 1)}${sub(e.j + 1)} = ∂L/∂z${sup(e.l)}${sub(e.i + 1)} · a${sup(e.l - 1)}${sub(e.j + 1)} = `,
+    `${fmt(layer.dL_dz[e.i])} · ${fmt(below[e.j])} = ${fmt(g)}. `,
+    `A plain SGD step on this point alone would change it by −η·${fmt(g)} = ${fmt(-view.lr * g)} `,
+    `(η = ${view.lr}); the real step averages this over the mini-batch.`,
+  );
+  box.replaceChildren(chosen, node("div", { class: "pg-cols" }, forward, backward));
+  box.dataset.version = String(++pg.mathVersion);
+  box.dataset.point = String(view.point);
+  drawNet();
+  drawBoundary();
+}
+
+function chooseEdge(l, i, j) {
+  pg.edge = { l, i, j };
+  if (pg.explain) showMath(pg.explain);
+}
+
+// ---- pointer: pick a point, pick an edge, enlarge a neuron --------------------------------------
+function canvasPoint(canvas, event, size) {
+  const r = canvas.getBoundingClientRect();
+  return [(event.clientX - r.left) * size[0] / r.width, (event.clientY - r.top) * size[1] / r.height];
+}
+
+function pickPoint(event) {
+  if (!pg.net) return;
+  const canvas = $("pg-boundary");
+  const [x, y] = canvasPoint(canvas, event, [canvas.width, canvas.height]);
+  let best = 0, bestDistance = Infinity;
+  pg.net.train.forEach((p, k) => {
+    const [px, py] = toCanvas(p, canvas.width);
+    const d = (px - x) ** 2 + (py - y) ** 2;
+    if (d < bestDistance) { bestDistance = d; best = k; }
+  });
+  pg.point = best;
+  explainPoint();
+}
+
+function segmentDistance(e, x, y) {
+  const dx = e.x2 - e.x1, dy = e.y2 - e.y1;
+  const t = Math.max(0, Math.min(1, ((x - e.x1) * dx + (y - e.y1) * dy) / (dx * dx + dy * dy)));
+  return Math.hypot(e.x1 + t * dx - x, e.y1 + t * dy - y);
+}
+
+function netPointer(event, click) {
+  if (!pg.net || !pg.frame) return;
+  const canvas = $("pg-net");
+  const r = canvas.getBoundingClientRect();
+  const x = event.clientX - r.left, y = event.clientY - r.top;
+  const zoom = $("pg-zoom");
+  const over = pg.nodes.find((n) => x >= n.x && x <= n.x + n.size && y >= n.y && y <= n.y + n.size);
+  if (over && !click) {
+    const ctx = zoom.getContext("2d");
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(nodeImage(over.l, over.i), 0, 0, zoom.width, zoom.height);
+    zoom.style.left = Math.min(x + 12, r.width - zoom.width) + "px";
+    zoom.style.top = Math.max(0, y - zoom.height / 2) + "px";
+    zoom.hidden = false;
+    return;
+  }
+  zoom.hidden = true;
+  if (!click) return;
+  let best = null, bestDistance = 6;
+  for (const e of pg.edges) {
+    const d = segmentDistance(e, x, y);
+    if (d < bestDistance) { bestDistance = d; best = e; }
+  }
+  if (best) chooseEdge(best.l, best.i, best.j);
+}
+
+// ---- start-up ---------------------------------------------------------------------------------------
+function onDatasetChange() {
+  const xnor = pg.options.xnor_defaults, defaults = pg.options.defaults;
+  const current = readControls();
+  const isXnor = (s) => ["hidden", "activation", "optimizer", "lr", "batch"].every((k) => String(s[k]) === String(xnor[k]));
+  if (current.dataset === "xnor") writeControls({ ...xnor, seed: current.seed });
+  else if (isXnor(current)) writeControls({ ...defaults, dataset: current.dataset, seed: current.seed });
+  build();
+}
+
+function makeFeatureToggles(labels) {
+  const box = $("pg-features");
+  for (const [key, label] of Object.entries(labels)) {
+    const input = node("input", { type: "checkbox", id: `pg-feat-${key}`, value: key });
+    box.append(node("label", { class: "check" }, input, label));
+  }
+}
+
+async function start() {
+  if (pg.started) return;
+  pg.started = true;
+  const response = await fetch("/api/playground/options", { credentials: "same-origin" });
+  pg.options = await response.json();
+  makeFeatureToggles(pg.options.features);
+  writeControls({ ...pg.options.defaults, ...(settingsFromUrl() || {}) });
+  for (const key of SETTING_KEYS.filter((k) => k !== "dataset")) $(`pg-${key}`).addEventListener("change", build);
+  $("pg-dataset").addEventListener("change", onDatasetChange);
+  $("pg-features").addEventListener("change", build);
+  $("pg-speed").addEventListener("change", () => pg.net && saveUrl(pg.net.settings));
+  $("pg-play").addEventListener("click", togglePlay);
+  $("pg-step").addEventListener("click", stepOnce);
+  $("pg-reset").addEventListener("click", async () => { await pause(); await build(); });
+  $("pg-boundary").addEventListener("click", pickPoint);
+  $("pg-net").addEventListener("pointermove", (e) => netPointer(e, false));
+  $("pg-net").addEventListener("pointerleave", () => { $("pg-zoom").hidden = true; });
+  $("pg-net").addEventListener("click", (e) => netPointer(e, true));
+  window.addEventListener("resize", () => pg.frame && drawNet());
+  await build();
+}
+
+$("tab-playground").addEventListener("click", () => {
+  start();
+  if (pg.net) saveUrl(pg.net.settings);
+});
+for (const other of ["tab-draw", "tab-model"]) {
+  $(other).addEventListener("click", () => {
+    setPlaying(false);
+    if (location.hash.startsWith("#playground")) history.replaceState(null, "", location.pathname);
+  });
+}
+if (settingsFromUrl()) $("tab-playground").click();
