@@ -13,10 +13,21 @@ import numpy as np
 
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error
 
-try:  # SciPy's erf when it is installed; chainrule does not depend on SciPy
-    from scipy.special import erf as _scipy_erf
-except ImportError:  # pragma: no cover - exercised by testing erf_rational directly
-    _scipy_erf = None
+_UNRESOLVED = object()
+_scipy_erf = _UNRESOLVED  # SciPy's erf, looked up on first use (None: not installed)
+
+
+def _find_scipy_erf():
+    """SciPy's erf when it is installed; imported on first use so that `import chainrule`
+    stays light (chainrule does not depend on SciPy)."""
+    global _scipy_erf
+    if _scipy_erf is _UNRESOLVED:
+        try:
+            from scipy.special import erf as found
+        except ImportError:  # pragma: no cover - exercised by testing erf_rational directly
+            found = None
+        _scipy_erf = found
+    return _scipy_erf
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_COEF = 0.044715
@@ -95,7 +106,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise, in x's dtype: SciPy's when installed, else
     `erf_rational` (both accurate to float64 round-off)."""
     x = as_float(x)
-    values = _scipy_erf(x) if _scipy_erf is not None else erf_rational(x)
+    scipy_erf = _find_scipy_erf()
+    values = scipy_erf(x) if scipy_erf is not None else erf_rational(x)
     return values.astype(x.dtype, copy=False)
 
 

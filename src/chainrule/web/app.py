@@ -42,7 +42,14 @@ from ..module import Module
 from ..preprocess import ImageError, load_digit_image
 from .lab import DEFAULT_LR, DigitLab, LabError, check_label, check_lr
 from .playground import playground_routes
-from .session import COOKIE, DEFAULT_CAPACITY, SessionStore, new_session_id, valid_session_id
+from .session import (
+    COOKIE,
+    DEFAULT_CAPACITY,
+    SessionStore,
+    new_session_id,
+    same_origin,
+    valid_session_id,
+)
 
 MAX_BODY = 2 * 1024 * 1024  # bytes
 MAX_SIDE = 4096  # pixels: larger images are refused before they are decoded
@@ -469,14 +476,7 @@ def create_app(
 
 def check_origin(request: Request) -> None:
     """Refuse a cross-site POST: a browser sends Origin, and it must name this server."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return
-    try:
-        netloc = urlsplit(origin).netloc.lower()
-    except ValueError:
-        netloc = ""
-    if netloc != request.headers.get("host", "").lower():
+    if not same_origin(request):
         raise ApiError(403, "cross-origin request refused")
 
 

@@ -25,7 +25,6 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -33,7 +32,7 @@ from ..activations import activation_layer, sigmoid
 from ..layers import Dense, Sequential
 from ..losses import BCEWithLogits, NonFiniteError
 from ..optim import make_optimizer
-from .session import COOKIE, new_session_id, valid_session_id
+from .session import COOKIE, new_session_id, same_origin, valid_session_id
 
 DATASETS = ("xor", "circle", "gauss", "spiral", "xnor")
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "sigmoid", "gelu")
@@ -641,14 +640,7 @@ def _set_cookie(response, sid: str) -> None:
 
 def check_same_origin(request) -> None:
     """Refuse a cross-site POST: a browser sends Origin, and it must name this server."""
-    origin = request.headers.get("origin")
-    if origin is None:
-        return
-    try:
-        netloc = urlsplit(origin).netloc.lower()
-    except ValueError:
-        netloc = ""
-    if netloc != request.headers.get("host", "").lower():
+    if not same_origin(request):
         raise CrossOriginError("cross-origin request refused")
 
 

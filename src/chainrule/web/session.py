@@ -16,6 +16,7 @@ import re
 import secrets
 import threading
 from collections import OrderedDict
+from urllib.parse import urlsplit
 
 from .lab import DigitLab
 
@@ -91,3 +92,15 @@ class SessionStore:
         """Forget the visitor's copy (they see the loaded model again); True if there was one."""
         with self._lock:
             return self._labs.pop(session_id, None) is not None if session_id else False
+
+
+def same_origin(request) -> bool:
+    """False for a cross-site request: a browser sends Origin, and it must name this server."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:
+        netloc = ""
+    return netloc == request.headers.get("host", "").lower()
