@@ -1,8 +1,7 @@
 """chainrule: neural networks from scratch in NumPy, every gradient visible and checkable."""
 
-__version__ = "0.1.0"
-
 from . import data, models, optim, scalar
+from ._version import __version__
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping
 from .conv import AvgPool2D, BatchNorm2d, Conv2D, MaxPool2D

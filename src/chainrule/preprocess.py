@@ -170,7 +170,7 @@ def center_of_mass_paste(digit: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 def save_input_image(image: np.ndarray, path: str | os.PathLike) -> Path:
     """Write a (28, 28) [0, 1] array as an 8-bit grayscale PNG (atomically)."""
-    from .data._atomic import atomic_open
+    from ._io import atomic_open
 
     path = Path(path)
     pixels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)

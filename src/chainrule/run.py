@@ -26,8 +26,8 @@ import numpy as np
 
 from . import data as datasets
 from . import models, optim, viz
+from ._io import atomic_open
 from .augment import RandomShift
-from .data._atomic import atomic_open
 from .layers import Dense
 from .losses import SoftmaxCrossEntropy
 from .module import Module

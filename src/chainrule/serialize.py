@@ -36,7 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data._atomic import atomic_open
+from ._io import atomic_open
+from ._version import __version__
 from .module import Module, Parameter, describe, layer_type, module_from_config
 
 FORMAT = "chainrule/1"
@@ -93,7 +94,6 @@ def save(
     `metadata` must be JSON-able (NumPy scalars/arrays are converted). A folder `path` gets
     a `model.npz` inside it.
     """
-    from . import __version__
 
     if Path(path).suffix.lower() in INTEROP_SUFFIXES:  # chosen by suffix: chainrule.interop
         from .interop import save_as

@@ -30,7 +30,7 @@ from sklearn.utils.multiclass import check_classification_targets  # noqa: E402
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data  # noqa: E402
 
 from .activations import activation_layer, log_softmax, softmax  # noqa: E402
-from .data.batching import batches  # noqa: E402
+from .batching import batches  # noqa: E402
 from .layers import Dense, Sequential  # noqa: E402
 from .losses import SoftmaxCrossEntropy  # noqa: E402
 from .optim import make_optimizer  # noqa: E402

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .data.batching import batches
+from .batching import batches
 from .losses import Loss, NonFiniteError
 from .module import Module
 from .optim import Optimizer

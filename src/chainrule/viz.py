@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .data._atomic import atomic_open
+from ._io import atomic_open
 from .module import Module
 
 DPI = 110

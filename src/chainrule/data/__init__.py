@@ -10,7 +10,7 @@ Modules: `idx` (the file format), `catalog` (what each dataset is), `download` (
 mirrored, cached), `parquet` (Hugging Face files), `datasets` (`load`), `batching`.
 """
 
-from .batching import batches, one_hot
+from ..batching import batches, one_hot
 from .catalog import DATASETS, DatasetSpec, ParquetSpec, RemoteFile
 from .datasets import (
     bundled_dir,

@@ -35,7 +35,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._atomic import atomic_open
+from .._io import atomic_open
 from .catalog import DATASETS, PARQUET_SOURCES, DatasetSpec, ParquetSpec, RemoteFile
 from .errors import DataError
 from .idx import content_sha256, encode_idx, file_sha256, write_idx

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ._atomic import atomic_open
+from .._io import atomic_open
 from .errors import DataError
 
 #: IDX type code -> big-endian NumPy dtype.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from chainrule._io import atomic_path
 from chainrule.activations import ACTIVATIONS, DERIVATIVES
-from chainrule.data._atomic import atomic_path
 
 __all__ = ["NAMES", "TABLE_X", "evaluate", "derivative_error", "table", "plot", "main"]
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule.data._atomic import atomic_path
+from chainrule._io import atomic_path
 
 __all__ = [
     "square",

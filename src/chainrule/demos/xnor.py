@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 import chainrule as cr
-from chainrule.data.batching import batches
+from chainrule.batching import batches
 
 __all__ = ["X", "Y", "BATCH_SIZES", "build", "train", "truth_table", "main"]
 

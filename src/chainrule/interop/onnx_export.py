@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_open
+from .._version import __version__
 from ..activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from ..conv import AvgPool2D, Conv2D, MaxPool2D
-from ..data._atomic import atomic_open
 from ..layers import Dense, Flatten, Reshape, Sequential
 from ..module import Module, describe, module_from_config
 from ..regularization import BatchNorm1d, Dropout
@@ -269,7 +270,6 @@ def onnx_model(model: Module, input_shape: tuple[int, ...] | None = None):
     """The `onnx.ModelProto` of `model`'s eval-mode forward, checked by
     `onnx.checker.check_model(full_check=True)`."""
     onnx = _onnx()
-    from .. import __version__
 
     shape = tuple(input_shape) if input_shape is not None else infer_input_shape(model)
     dtype = _model_dtype(model)

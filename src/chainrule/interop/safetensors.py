@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data._atomic import atomic_open
+from .._io import atomic_open
+from .._version import __version__
 from ..module import Module, describe, module_from_config
 from ..serialize import FORMAT, Checkpoint
 from ._common import check_readable, file_error, is_batchnorm, named_modules, require
@@ -71,7 +72,6 @@ def torch_state_dict(model: Module) -> dict[str, np.ndarray]:
 
 def header_metadata(model: Module, metadata: dict | None = None) -> dict[str, str]:
     """The `__metadata__` strings: format tag, version, architecture and dtype as JSON."""
-    from .. import __version__
     from ..serialize import _jsonable
 
     params = model.parameters()
