@@ -4,7 +4,7 @@ from . import data, models, optim, scalar
 from ._version import __version__
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping
-from .conv import AvgPool2D, BatchNorm2d, Conv2D, MaxPool2D
+from .conv import Conv2D
 from .gradcheck import gradcheck
 from .layers import (
     Dense,
@@ -17,7 +17,9 @@ from .layers import (
 )
 from .losses import BCE, MSE, BCEWithLogits, CrossEntropy, SoftmaxCrossEntropy
 from .module import Module, Parameter
-from .regularization import BatchNorm1d, Dropout
+from .normalization import BatchNorm1d, BatchNorm2d
+from .pooling import AvgPool2D, MaxPool2D
+from .regularization import Dropout
 from .serialize import ModelFileError, load, load_checkpoint, save
 from .train import History, TrainingDiverged, evaluate, fit, predict
 from .value import Value

@@ -1,4 +1,4 @@
-"""Convolution, pooling and 2-D batch normalisation on (N, C, H, W) image batches.
+"""Convolution on (N, C, H, W) image batches: Conv2D and its im2col/col2im copies.
 
 A convolution is a matrix product in disguise (im2col): copy every kh×kw patch of the
 (padded) input into a column of a matrix `cols` of shape (C·kh·kw, N·Ho·Wo), and then
@@ -19,8 +19,16 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .init import initialize
-from .module import DEFAULT_DTYPE, Module, Parameter, keeps_cache, no_cache_error, resolve_rng
-from .regularization import BatchNorm1d
+from .module import (
+    DEFAULT_DTYPE,
+    Module,
+    Parameter,
+    keeps_cache,
+    no_cache_error,
+    resolve_rng,
+    shape_str,
+)
+from .normalization import BatchNorm2d  # noqa: F401  (old import path: re-exported)
 
 # In eval mode a forward pass keeps nothing for backward, so a big batch is convolved in
 # chunks whose scratch (columns + GEMM output) stays under this many bytes.
@@ -40,10 +48,6 @@ def _pair(value, what: str, layer: str, minimum: int = 1) -> tuple[int, int]:
 def _compact(pair: tuple[int, int]) -> int | list[int]:
     """(3, 3) → 3 and (3, 5) → [3, 5]: what config() stores (JSON has no tuples)."""
     return pair[0] if pair[0] == pair[1] else list(pair)
-
-
-def _shape_str(shape: tuple) -> str:
-    return "(" + ", ".join(str(s) for s in shape) + ")"
 
 
 def output_size(
@@ -68,7 +72,7 @@ def output_size(
             raise ValueError(
                 f"{layer}: kernel {kernel[0]}×{kernel[1]} is larger than the padded input "
                 f"{shape[2] + 2 * padding[0]}×{shape[3] + 2 * padding[1]} "
-                f"(input {_shape_str(shape)}, padding {_compact(padding)})"
+                f"(input {shape_str(shape)}, padding {_compact(padding)})"
             )
         size = (n + 2 * p - k) // s + 1
         if ceil_mode:
@@ -228,7 +232,7 @@ class Conv2D(Module):
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{self._name}: expected input of shape (N, {self.in_channels}, H, W), "
-                f"got {_shape_str(x.shape)}"
+                f"got {shape_str(x.shape)}"
             )
         return output_size(self._name, x.shape, self.kernel_size, self.stride, self.padding)
 
@@ -287,8 +291,8 @@ class Conv2D(Module):
         expected = (x_shape[0], self.out_channels, *out)
         if grad_out.shape != expected:
             raise ValueError(
-                f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
-                f"got {_shape_str(grad_out.shape)}"
+                f"{self._name}.backward: expected grad of shape {shape_str(expected)}, "
+                f"got {shape_str(grad_out.shape)}"
             )
         g = self._grad_columns(grad_out, geo)
         # dW₂ = dY · colsᵀ, computed as (cols · dYᵀ)ᵀ, the orientation OpenBLAS runs fastest;
@@ -314,228 +318,11 @@ class Conv2D(Module):
         }
 
 
-def _along(a: np.ndarray, axis: int, i: int, stride: int, n: int) -> np.ndarray:
-    """Offset i of n windows along `axis`: a[..., i + stride·t, ...] for t < n (a view)."""
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(i, i + stride * (n - 1) + 1, stride)
-    return a[tuple(index)]
+def __getattr__(name: str):
+    # Old import path: the pools moved to `chainrule.pooling`. Looked up lazily because
+    # pooling imports this module's shape helpers (a top-level import would be a cycle).
+    if name in ("MaxPool2D", "AvgPool2D", "_Pool2D"):
+        from . import pooling
 
-
-def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
-    """Max over windows of k along one axis, and the winning offset (the first on ties).
-
-    Offset t takes over only when strictly greater than the running max, so the winner is
-    the largest t that beat it: arg = max_t t·[a_t > running max]. Results follow a's
-    memory layout (ufuncs allocate in order "K"), which may be channel-major.
-    """
-    if k == 1:
-        return _along(a, axis, 0, s, n), None
-
-    def offset(t: int) -> np.ndarray:
-        v = _along(a, axis, t, s, n)
-        # np.maximum is not vectorised on strided rows (3× slower than on contiguous ones),
-        # but a copy is: gather the offset's columns first when they are not contiguous
-        return v.copy(order="K") if axis == a.ndim - 1 and s > 1 else v
-
-    first, second = offset(0), offset(1)
-    arg = np.greater(second, first).view(np.uint8)
-    y = np.maximum(first, second, out=first if first.base is None else None)
-    for t in range(2, k):
-        v = offset(t)
-        arg = np.maximum(arg, (v > y) * np.uint8(t))
-        np.maximum(y, v, out=y)
-    return y, arg
-
-
-def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int):
-    """The adjoint of `_max_along`: each gradient entry goes back to its winning offset.
-
-    `like` gives the input's shape and memory layout. Non-overlapping windows that tile
-    the axis (k == s) are assigned without zero-filling; overlapping ones accumulate.
-    """
-    n, tiles = g.shape[axis], k == s and like.shape[axis] == k * g.shape[axis]
-    if k == 1 and tiles:
-        return g
-    d = (np.empty_like if tiles else np.zeros_like)(like, dtype=g.dtype)
-    if k == 1:
-        _along(d, axis, 0, s, n)[...] = g
-    elif k == 2 and tiles:  # arg ∈ {0, 1}: g·arg to the second, the rest to the first
-        second = np.multiply(g, arg, out=_along(d, axis, 1, s, n))
-        np.subtract(g, second, out=_along(d, axis, 0, s, n))
-    else:
-        for t in range(k):
-            win = _along(d, axis, t, s, n)
-            if tiles:
-                np.multiply(g, arg == t, out=win)
-            else:
-                win += g * (arg == t)
-    return d
-
-
-class _Pool2D(Module):
-    """Shared shape logic of MaxPool2D and AvgPool2D (no padding; stride defaults to kernel).
-
-    Output size as PyTorch: Ho = ⌊(H − kh)/stride⌋ + 1, or rounded up with `ceil_mode=True`
-    (a last, partial window covers the leftover rows; it must start inside the input).
-    Integer images are converted to float32 on entry.
-
-    Both are separable: a window's max (or sum) over kh×kw is the max (sum) over kh rows
-    of the max (sum) over kw columns. So each runs one pass along W, then one along H, each
-    a loop over the kernel offsets of elementwise ops on strided views (no loop over
-    pixels). For the usual 2×2 pool that is 2 ufunc calls per pass.
-    """
-
-    def __init__(self, kernel_size, stride=None, ceil_mode: bool = False) -> None:
-        name = type(self).__name__
-        self.kernel_size = _pair(kernel_size, "kernel_size", name)
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride", name)
-        self.ceil_mode = bool(ceil_mode)
-        self._cache = None
-
-    @property
-    def _name(self) -> str:
-        k, s = _compact(self.kernel_size), _compact(self.stride)
-        ceil = ", ceil_mode=True" if self.ceil_mode else ""
-        return f"{type(self).__name__}({k}, stride={s}{ceil})"
-
-    def _check(self, x: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-        """x as floats (integers become float32) and the output size (Ho, Wo)."""
-        if x.ndim != 4:
-            raise ValueError(
-                f"{self._name}: expected input of shape (N, C, H, W), got {_shape_str(x.shape)}"
-            )
-        if x.dtype.kind != "f":
-            x = x.astype(DEFAULT_DTYPE)
-        out = output_size(
-            self._name, x.shape, self.kernel_size, self.stride, ceil_mode=self.ceil_mode
-        )
-        return x, out
-
-    def _pad_to_windows(self, x: np.ndarray, out: tuple[int, int], fill: float) -> np.ndarray:
-        """x extended at the bottom and right with `fill` so that ceil_mode's partial last
-        windows are whole ones (x itself when every window fits)."""
-        need = [(o - 1) * s + k for o, s, k in zip(out, self.stride, self.kernel_size)]
-        extra_h, extra_w = max(0, need[0] - x.shape[2]), max(0, need[1] - x.shape[3])
-        if not (extra_h or extra_w):
-            return x
-        return np.pad(x, ((0, 0), (0, 0), (0, extra_h), (0, extra_w)), constant_values=fill)
-
-    def _grad(self, grad_out: np.ndarray, expected: tuple, dtype) -> np.ndarray:
-        """grad_out checked against the output shape and cast to the forward's dtype."""
-        if grad_out.shape != expected:
-            raise ValueError(
-                f"{self._name}.backward: expected grad of shape {_shape_str(expected)}, "
-                f"got {_shape_str(grad_out.shape)}"
-            )
-        return grad_out.astype(dtype, copy=False)
-
-    def config(self) -> dict:
-        config = {"kernel_size": _compact(self.kernel_size), "stride": _compact(self.stride)}
-        if self.ceil_mode:
-            config["ceil_mode"] = True
-        return config
-
-
-class MaxPool2D(_Pool2D):
-    """Max over each kh×kw window: (N, C, H, W) → (N, C, Ho, Wo), Ho = ⌊(H − kh)/stride⌋ + 1.
-
-    Backward routes each output's gradient to the input that was the maximum (the first one
-    in row-major window order on ties, as PyTorch does); every other input gets 0.
-    The forward keeps the winning offset of each pass (uint8), not a mask of the input.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x, (ho, wo) = self._check(x)
-        (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
-        x = self._pad_to_windows(x, (ho, wo), -np.inf)
-        rows, col_arg = _max_along(x, 3, kw, sw, wo)  # (N, C, H, Wo): max within each row
-        y, row_arg = _max_along(rows, 2, kh, sh, ho)  # (N, C, Ho, Wo): max of the row maxima
-        # the first maximum in row-major order: the top row holding the window's max, and the
-        # leftmost maximum of that row, which is exactly what strict > picks in each pass
-        keep = keeps_cache(self)
-        self._cache = (x, rows, col_arg, row_arg, in_shape, (ho, wo)) if keep else None
-        return y.copy() if row_arg is None and col_arg is None else y  # 1×1: not a view
-
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise no_cache_error(self._name)
-        x, rows, col_arg, row_arg, in_shape, out = self._cache
-        grad_out = self._grad(grad_out, (*in_shape[:2], *out), x.dtype)
-        if not input_grad:
-            return None
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        g = grad_out if row_arg is None else _like(grad_out, row_arg)
-        g_rows = _route_along(g, row_arg, rows, 2, kh, sh)
-        dx = _route_along(g_rows, col_arg, x, 3, kw, sw)
-        return dx if dx.shape == in_shape else dx[:, :, : in_shape[2], : in_shape[3]]
-
-
-class AvgPool2D(_Pool2D):
-    """Mean over each kh×kw window: (N, C, H, W) → (N, C, Ho, Wo).
-
-    Backward spreads each output's gradient evenly, g / (kh·kw), over its window. With
-    `ceil_mode` a partial last window averages the inputs it covers (as PyTorch does without
-    padding). Backward needs only shapes, so it also works after an eval-mode forward.
-    """
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        x, (ho, wo) = self._check(x)
-        (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
-        x = self._pad_to_windows(x, (ho, wo), 0.0)
-        rows = _along(x, 3, 0, sw, wo).copy(order="K")
-        for t in range(1, kw):
-            rows += _along(x, 3, t, sw, wo)
-        y = _along(rows, 2, 0, sh, ho).copy(order="K")
-        for t in range(1, kh):
-            y += _along(rows, 2, t, sh, ho)
-        y *= self._inverse_counts(in_shape, (ho, wo), y.dtype)
-        self._cache = (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
-        return y
-
-    def _inverse_counts(self, in_shape: tuple, out: tuple, dtype) -> np.ndarray:
-        """1/(inputs in each window): 1/(kh·kw), or per window (Ho, Wo) with ceil_mode."""
-        counts = []
-        for axis in (0, 1):
-            k, s, n = self.kernel_size[axis], self.stride[axis], in_shape[2 + axis]
-            start = np.arange(out[axis]) * s
-            counts.append(np.minimum(start + k, n) - start)
-        return (1.0 / np.multiply.outer(counts[0], counts[1])).astype(dtype)
-
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
-            raise no_cache_error(self._name)
-        in_shape, padded_shape, rows_shape, out, dtype = self._cache
-        grad_out = self._grad(grad_out, (*in_shape[:2], *out), dtype)
-        if not input_grad:
-            return None
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        g = grad_out * self._inverse_counts(in_shape, out, dtype)
-        g_rows = np.zeros(rows_shape, dtype)
-        for t in range(kh):
-            _along(g_rows, 2, t, sh, out[0])[...] += g
-        dx = np.zeros(padded_shape, dtype)
-        for t in range(kw):
-            _along(dx, 3, t, sw, out[1])[...] += g_rows
-        return dx if dx.shape == in_shape else dx[:, :, : in_shape[2], : in_shape[3]]
-
-
-class BatchNorm2d(BatchNorm1d):
-    """Normalize each channel over the batch and the image: y = γ·x̂ + β, per channel.
-
-    Shapes: x (N, C, H, W) → y (N, C, H, W); weight γ and bias β (C,); statistics over
-    n = N·H·W values per channel. Training uses the batch mean and biased variance, and
-        running_mean ← (1 − momentum)·running_mean + momentum·μ_B
-        running_var  ← (1 − momentum)·running_var  + momentum·σ²_B·n/(n − 1)   (unbiased)
-    as PyTorch does; evaluation uses the running statistics (a fixed affine map).
-    Backward (training), g = dL/dy:
-        dβ = Σg,   dγ = Σ g·x̂,   dx = γ/(n·√(σ²_B + ε)) · (n·g − dβ − x̂·dγ)
-    """
-
-    def _axes_and_view(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        c = self.num_features
-        if x.ndim != 4 or x.shape[1] != c:
-            raise ValueError(
-                f"BatchNorm2d({c}): expected input of shape (N, {c}, H, W), "
-                f"got {_shape_str(x.shape)}"
-            )
-        return (0, 2, 3), (1, -1, 1, 1)
+        return getattr(pooling, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

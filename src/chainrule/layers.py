@@ -22,11 +22,8 @@ from .module import (
     module_from_config,
     no_cache_error,
     resolve_rng,
+    shape_str,
 )
-
-
-def _shape_str(shape: tuple) -> str:
-    return "(" + ", ".join("N" if i == 0 else str(s) for i, s in enumerate(shape)) + ")"
 
 
 class Dense(Module):
@@ -131,8 +128,8 @@ class Reshape(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         if math.prod(x.shape[1:]) != math.prod(self.shape):
             raise ValueError(
-                f"Reshape{self.shape}: cannot reshape input {_shape_str(x.shape)} "
-                f"to {_shape_str((x.shape[0], *self.shape))}"
+                f"Reshape{self.shape}: cannot reshape input {shape_str(x.shape, batch='N')} "
+                f"to {shape_str((x.shape[0], *self.shape), batch='N')}"
             )
         self._shape, self._dtype = x.shape, x.dtype
         return x.reshape(x.shape[0], *self.shape)
@@ -235,7 +232,7 @@ class Sequential(Module):
             shape = ""
             if x is not None:
                 x = layer.forward(x)
-                shape = _shape_str(x.shape)
+                shape = shape_str(x.shape, batch="N")
             rows.append((str(i), repr(layer), shape, f"{layer.num_parameters():,}"))
         if input_shape is not None:
             self.train(was_training)

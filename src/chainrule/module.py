@@ -83,6 +83,14 @@ def resolve_rng(rng: np.random.Generator | None = None, seed: int | None = None)
     return rng if rng is not None else np.random.default_rng(seed)
 
 
+def shape_str(shape: tuple, batch: str | None = None) -> str:
+    """A shape as error-message text: (64, 1, 28, 28), or (N, 784) with batch="N"."""
+    dims = [str(s) for s in shape]
+    if batch is not None and dims:
+        dims[0] = batch
+    return "(" + ", ".join(dims) + ")"
+
+
 def keeps_cache(module: Module) -> bool:
     """Whether `module`'s forward keeps what its backward needs: always in training mode; in
     eval mode (inference) only when `module.grad_in_eval` is set, e.g. to differentiate
