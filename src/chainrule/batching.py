@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from .module import resolve_rng
+
 
 def batches(
     x: np.ndarray,
@@ -27,9 +29,7 @@ def batches(
     size = n if not batch_size else int(batch_size)
     if size < 1:
         raise ValueError(f"batches: batch_size must be ≥ 1 (or 0 for full batch), got {size}")
-    order = (
-        (rng if rng is not None else np.random.default_rng()).permutation(n) if shuffle else None
-    )
+    order = resolve_rng(rng).permutation(n) if shuffle else None
     for start in range(0, n, size):
         if order is None:
             sl = slice(start, start + size)

@@ -14,10 +14,12 @@ import threading
 
 import numpy as np
 
+from ..activations import softmax
 from ..layers import Sequential
 from ..losses import SoftmaxCrossEntropy
 from ..module import Module, describe, module_from_config
 from ..optim import SGD
+from ..optim.optimizer import check_lr as optim_check_lr
 
 SIDE = 28  # the network sees SIDE × SIDE images
 # The shapes a digit may need to take on its way in, tried in this order: flat rows for an
@@ -158,8 +160,7 @@ class DigitLab:
     def _predict_locked(self, image: np.ndarray) -> dict:
         logits, outputs = self._forward(self._batch(image))
         logits = logits.astype(np.float64)
-        probs = np.exp(logits - logits.max())
-        probs = probs[0] / probs.sum()
+        probs = softmax(logits)[0]
         digit = int(np.argmax(probs))
         blocks = self._blocks(outputs, probs)
         hidden = [v for block in blocks[:-1] for v in block["values"]]
@@ -279,12 +280,16 @@ def check_label(label, num_classes: int = 10) -> int:
 
 
 def check_lr(lr) -> float:
-    """A step size in (0, MAX_LR]."""
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
-        raise LabError(f"lr must be a number in (0, {MAX_LR:g}], got {lr!r}")
-    if not 0 < lr <= MAX_LR:
+    """A step size in (0, MAX_LR]: optim's rule (a finite number ≥ 0), then the lab's cap."""
+    try:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+            raise ValueError
+        rate = optim_check_lr("lab", lr)
+    except ValueError:
+        raise LabError(f"lr must be a number in (0, {MAX_LR:g}], got {lr!r}") from None
+    if not 0 < rate <= MAX_LR:
         raise LabError(f"lr must be a number in (0, {MAX_LR:g}], got {lr}")
-    return float(lr)
+    return rate
 
 
 def weight_grads(model: Module, x: np.ndarray) -> list[dict]:
