@@ -129,64 +129,139 @@ def fit(
     history = history if history is not None else History()
     size = n if not batch_size else min(int(batch_size), n)
     per_epoch = math.ceil(n / size)
-    seen = 0
+    budget = _Budget(max_batches)
     first, last = history.epochs + 1, history.epochs + epochs
     for epoch in range(first, last + 1):
         model.train()
         start = time.perf_counter()
-        total_loss, correct, count = 0.0, 0, 0
         bar = _progress(progress, per_epoch, epoch, last)
-        for b, (xb, yb) in enumerate(batches(x, y, size, rng), start=1):
-            if augment is not None:
-                xb = augment(xb, yb, rng)
-            opt.zero_grad()
-            out = model(xb)
-            try:
-                loss = loss_fn(out, yb)
-            except NonFiniteError:  # the model's outputs themselves overflowed
-                loss = float("nan")
-            _check_finite_loss(loss, epoch, b, opt.param_groups[0]["lr"])
-            model.backward(loss_fn.backward(), input_grad=False)
-            opt.step()
-            history.batch_loss.append(loss)
-            total_loss += loss * len(xb)
-            count += len(xb)
-            if classification:
-                correct += int(np.sum(out.argmax(axis=1) == _labels(yb)))
-            seen += 1
-            if bar is not None:
-                if b % 25 == 0 or b == per_epoch:  # formatting every batch would cost ~10%
-                    elapsed = time.perf_counter() - start
-                    bar.set_postfix(
-                        loss=f"{total_loss / count:.4f}",
-                        acc=f"{correct / count:.3f}" if classification else "-",
-                        rate=f"{count / max(elapsed, 1e-9):,.0f}/s",
-                        refresh=False,
-                    )
-                bar.update()
-            if max_batches is not None and seen >= max_batches:
-                break
-        history.loss.append(total_loss / count)
-        history.accuracy.append(correct / count if classification else float("nan"))
-        history.lr.append(opt.param_groups[0]["lr"])
-        if validation is not None:
-            vl, va = evaluate(model, loss_fn, *validation)
-            history.val_loss.append(vl)
-            history.val_accuracy.append(va)
-        history.time.append(time.perf_counter() - start)
-        if bar is not None:
-            if validation is not None:
-                bar.set_postfix_str(
-                    f"loss={history.loss[-1]:.4f} val_loss={history.val_loss[-1]:.4f} "
-                    f"val_acc={history.val_accuracy[-1]:.4f}"
-                )
-            bar.close()
+        loop = _EpochLoop(model, loss_fn, opt, augment, classification, bar, per_epoch, start)
+        totals = loop.run(batches(x, y, size, rng), rng, epoch, history, budget)
+        _record_epoch(history, totals, opt, classification, start, validation, model, loss_fn)
+        _close_progress(bar, history, validation is not None)
         if scheduler is not None:
             _step_scheduler(scheduler, history)
         stop = on_epoch_end(epoch, history) if on_epoch_end is not None else False
-        if stop or (max_batches is not None and seen >= max_batches):
+        if stop or budget.spent():
             break
     return history
+
+
+@dataclass
+class _Budget:
+    """The `max_batches` limit over the whole run (None: no limit)."""
+
+    limit: int | None
+    seen: int = 0
+
+    def spent(self) -> bool:
+        return self.limit is not None and self.seen >= self.limit
+
+
+@dataclass
+class _Totals:
+    """Running sums over one epoch's batches: Σ loss·batch size, correct predictions, rows."""
+
+    loss: float = 0.0
+    correct: int = 0
+    count: int = 0
+
+    def add(self, loss: float, rows: int, out: np.ndarray, yb, classification: bool) -> None:
+        self.loss += loss * rows
+        self.count += rows
+        if classification:
+            self.correct += int(np.sum(out.argmax(axis=1) == _labels(yb)))
+
+
+@dataclass
+class _EpochLoop:
+    """One epoch of training steps over the batches, with its progress bar."""
+
+    model: Module
+    loss_fn: Loss
+    opt: Optimizer
+    augment: Callable | None
+    classification: bool
+    bar: object
+    per_epoch: int
+    start: float
+
+    def run(self, batch_iter, rng, epoch: int, history: History, budget: _Budget) -> _Totals:
+        totals = _Totals()
+        for b, (xb, yb) in enumerate(batch_iter, start=1):
+            if self.augment is not None:
+                xb = self.augment(xb, yb, rng)
+            loss, out = _train_step(self.model, self.loss_fn, self.opt, xb, yb, epoch, b)
+            history.batch_loss.append(loss)
+            totals.add(loss, len(xb), out, yb, self.classification)
+            budget.seen += 1
+            if self.bar is not None:
+                self._show(b, totals)
+            if budget.spent():
+                break
+        return totals
+
+    def _show(self, b: int, totals: _Totals) -> None:
+        if b % 25 == 0 or b == self.per_epoch:  # formatting every batch would cost ~10%
+            elapsed = time.perf_counter() - self.start
+            self.bar.set_postfix(
+                loss=f"{totals.loss / totals.count:.4f}",
+                acc=f"{totals.correct / totals.count:.3f}" if self.classification else "-",
+                rate=f"{totals.count / max(elapsed, 1e-9):,.0f}/s",
+                refresh=False,
+            )
+        self.bar.update()
+
+
+def _train_step(
+    model: Module, loss_fn: Loss, opt: Optimizer, xb: np.ndarray, yb, epoch: int, batch: int
+) -> tuple[float, np.ndarray]:
+    """One step: zero the gradients, forward, loss, backward, update. Returns (loss, outputs).
+
+    Raises `TrainingDiverged` (naming `epoch` and `batch`) if the loss is NaN or infinite.
+    """
+    opt.zero_grad()
+    out = model(xb)
+    try:
+        loss = loss_fn(out, yb)
+    except NonFiniteError:  # the model's outputs themselves overflowed
+        loss = float("nan")
+    _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+    model.backward(loss_fn.backward(), input_grad=False)
+    opt.step()
+    return loss, out
+
+
+def _record_epoch(
+    history: History,
+    totals: _Totals,
+    opt: Optimizer,
+    classification: bool,
+    start: float,
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    model: Module,
+    loss_fn: Loss,
+) -> None:
+    """Append one epoch's loss, accuracy, lr, validation scores and duration to `history`."""
+    history.loss.append(totals.loss / totals.count)
+    history.accuracy.append(totals.correct / totals.count if classification else float("nan"))
+    history.lr.append(opt.param_groups[0]["lr"])
+    if validation is not None:
+        vl, va = evaluate(model, loss_fn, *validation)
+        history.val_loss.append(vl)
+        history.val_accuracy.append(va)
+    history.time.append(time.perf_counter() - start)
+
+
+def _close_progress(bar, history: History, validated: bool) -> None:
+    if bar is None:
+        return
+    if validated:
+        bar.set_postfix_str(
+            f"loss={history.loss[-1]:.4f} val_loss={history.val_loss[-1]:.4f} "
+            f"val_acc={history.val_accuracy[-1]:.4f}"
+        )
+    bar.close()
 
 
 def _check_data(x: np.ndarray, y: np.ndarray) -> int:
