@@ -12,7 +12,7 @@
 
 Errors are JSON {"error": "..."}: 400 for a body that is not an image, a bad label or bad
 JSON, 413 for a body over 2 MB (judged by Content-Length and by the bytes that arrive).
-Nothing in a request names a file: the three static files are read once, at start.
+Nothing in a request names a file: the static files (STATIC) are read once, at start.
 """
 
 from __future__ import annotations
@@ -64,7 +64,13 @@ from .session import (
 
 STATIC = {  # name → media type; the only files the app serves
     "index.html": "text/html; charset=utf-8",
-    "app.js": "text/javascript; charset=utf-8",
+    "main.js": "text/javascript; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
+    "dom.js": "text/javascript; charset=utf-8",
+    "draw.js": "text/javascript; charset=utf-8",
+    "network.js": "text/javascript; charset=utf-8",
+    "teach.js": "text/javascript; charset=utf-8",
+    "charts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "playground.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
