@@ -81,12 +81,13 @@ def library_probabilities(model, png: bytes) -> np.ndarray:
 def test_page_and_assets_are_served_with_a_strict_policy(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert 'id="pad"' in page.text and "/static/app.js" in page.text
+    assert 'id="pad"' in page.text and "/static/main.js" in page.text
     assert "http" not in page.text.replace("http-equiv", "")  # nothing from elsewhere (no CDN)
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert page.cookies.get("chainrule_session")
-    js = client.get("/static/app.js")
-    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for name in ("main", "api", "dom", "draw", "network", "teach", "charts", "playground"):
+        js = client.get(f"/static/{name}.js")
+        assert js.status_code == 200 and "javascript" in js.headers["content-type"], name
     assert client.get("/static/style.css").headers["content-type"].startswith("text/css")
     for path in ("/static/../lab.py", "/static/lab.py", "/static/%2e%2e%2fapp.py", "/nope"):
         r = client.get(path)

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 import chainrule as cr  # noqa: E402
 from chainrule import serialize  # noqa: E402
 from chainrule.preprocess import load_digit_image  # noqa: E402
-from chainrule.web import app as web_app  # noqa: E402
+from chainrule.web import decode as web_decode  # noqa: E402
 from chainrule.web import server  # noqa: E402
 from chainrule.web.app import ApiError, create_app, digit_from_bytes  # noqa: E402
 
@@ -94,15 +94,15 @@ def test_declared_sizes_beyond_the_limit_are_refused_before_decoding(size):
 
 def test_decoding_holds_one_of_the_decode_slots(monkeypatch):
     slots = threading.BoundedSemaphore(1)
-    monkeypatch.setattr(web_app, "decode_slots", slots)
+    monkeypatch.setattr(web_decode, "decode_slots", slots)
     held = []
-    real = web_app.shrunk_png
+    real = web_decode.shrunk_png
 
     def spy(*args, **kwargs):
         held.append(not slots.acquire(blocking=False))  # busy: this decode holds the slot
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(web_app, "shrunk_png", spy)
+    monkeypatch.setattr(web_decode, "shrunk_png", spy)
     digit_from_bytes(stroke_png(600))
     assert held == [True]
     assert slots.acquire(blocking=False)  # and gives it back
@@ -113,7 +113,7 @@ def test_decoding_holds_one_of_the_decode_slots(monkeypatch):
 def test_at_most_decode_slots_images_are_decoded_at_once(monkeypatch):
     active, most, lock = [0], [0], threading.Lock()
     everyone_waiting = threading.Event()
-    real = web_app.shrunk_png
+    real = web_decode.shrunk_png
 
     def slow(*args, **kwargs):
         with lock:
@@ -124,7 +124,7 @@ def test_at_most_decode_slots_images_are_decoded_at_once(monkeypatch):
             active[0] -= 1
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(web_app, "shrunk_png", slow)
+    monkeypatch.setattr(web_decode, "shrunk_png", slow)
     png = stroke_png(600)
     results = []
     threads = [threading.Thread(target=lambda: results.append(digit_from_bytes(png)))
@@ -135,7 +135,7 @@ def test_at_most_decode_slots_images_are_decoded_at_once(monkeypatch):
         t.join(timeout=60)
     everyone_waiting.set()
     assert len(results) == 6
-    assert 1 <= most[0] <= web_app.DECODE_SLOTS
+    assert 1 <= most[0] <= web_decode.DECODE_SLOTS
 
 
 def test_a_huge_png_through_the_api_is_answered(model):
