@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chainrule.data._atomic import atomic_open
+from chainrule._io import atomic_open
 from chainrule.data.download import default_cache_dir
 from chainrule.data.idx import encode_idx, gzip_bytes
 

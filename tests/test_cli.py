@@ -327,7 +327,7 @@ def test_internal_failure_exits_1(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError("something inside broke")
 
-    monkeypatch.setattr(cli, "cmd_evaluate", broken)
+    monkeypatch.setattr(cli.train, "cmd_evaluate", broken)  # the parser binds it by module
     assert cli.main(["evaluate", "whatever"]) == 1
     err = capsys.readouterr().err
     assert "internal error" in err and "something inside broke" in err and "--debug" in err

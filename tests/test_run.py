@@ -62,11 +62,11 @@ def test_resume_with_new_epochs_takes_the_rates_of_a_fresh_run_of_that_length(
 def test_replay_schedule_matches_a_fresh_schedule():
     cfg = config(7)
     model = runs.build_model(cfg)
-    fresh_opt = runs.make_optimizer(cfg, model)
-    fresh = runs.make_scheduler(cfg, fresh_opt, 1000)
+    fresh_opt = runs.optimizer_for(cfg, model)
+    fresh = runs.schedule_for(cfg, fresh_opt, 1000)
     for _ in range(3):
         fresh.step()
-    opt = runs.make_optimizer(cfg, model)
+    opt = runs.optimizer_for(cfg, model)
     opt.lr = 1e-4  # whatever rate the old schedule had left
     replayed = runs.replay_schedule(cfg, opt, 1000, 3)
     assert replayed.last_epoch == fresh.last_epoch

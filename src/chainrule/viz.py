@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ._io import atomic_open
+from .metrics import confusion_matrix as confusion_matrix  # re-exported: viz.confusion_matrix
 from .module import Module
 
 DPI = 110
@@ -95,12 +96,6 @@ def plot_accuracy(history, path: str | os.PathLike, test_accuracy: float | None 
 
 
 # ---- classification results ---------------------------------------------------------------
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """C[i, j] = how many examples of true class i were predicted as class j."""
-    idx = np.asarray(y_true, np.int64) * num_classes + np.asarray(y_pred, np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def plot_confusion(
     confusion: np.ndarray, path: str | os.PathLike, class_names: Sequence[str] | None = None
 ) -> Path:

@@ -133,6 +133,7 @@ def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) 
     if not enabled:
         return {}
     from .. import data as datasets
+    from ..metrics import accuracy, confusion_matrix
     from ..train import predict
 
     name, refusal = dataset_to_evaluate(metadata)
@@ -147,9 +148,8 @@ def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) 
     logits = predict(snapshot.model, x.reshape(len(x), *snapshot.input_shape))
     k = lab.num_classes
     pred = logits.argmax(axis=1)
-    confusion = np.zeros((k, k), dtype=np.int64)
-    np.add.at(confusion, (y[y < k], pred[y < k]), 1)
-    return {"data": name, "n": int(len(y)), "accuracy": float(np.mean(pred == y)),
+    confusion = confusion_matrix(y, pred, k)  # labels ≥ k (a bigger dataset) are left out
+    return {"data": name, "n": int(len(y)), "accuracy": accuracy(pred, y),
             "confusion": confusion.tolist()}
 
 

@@ -17,7 +17,8 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from ..cli.errors import EXIT_OK, EXIT_USAGE, Parser, one_line
+
 INSTALL_HINT = 'install the web extra: pip install "chainrule[web]"'
 DEFAULT_EPOCHS = 3
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -25,11 +26,6 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 class ServeError(Exception):
     """A problem to report in one line (exit code 2)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _port(text: str) -> int:
@@ -57,7 +53,7 @@ DESCRIPTION = ("A web page to draw a digit, see what the network sees, and teach
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chainrule serve", description=DESCRIPTION)
+    p = Parser(prog="chainrule serve", description=DESCRIPTION)
     add_arguments(p)
     return p
 
@@ -89,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:
         if debug:
             traceback.print_exc()
-        print(f"chainrule serve: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"chainrule serve: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     return_freed_memory()
     host, port = sock.getsockname()[:2]
@@ -136,7 +132,7 @@ def newest_run_model(runs: Path = Path("runs")) -> Path | None:
 
 def train_default(epochs: int = DEFAULT_EPOCHS, runs: Path = Path("runs")) -> Path:
     """Train the default MLP on mnist-10k for `epochs` and save it as a run; its model path."""
-    from ..run import Run, TrainConfig
+    from ..cli.run import Run, TrainConfig
 
     print(f"chainrule serve: no MODEL given and no {runs}/*/model.npz here: training the "
           f"default MLP on the bundled mnist-10k for {epochs} epochs (a few seconds)...",
@@ -147,9 +143,7 @@ def train_default(epochs: int = DEFAULT_EPOCHS, runs: Path = Path("runs")) -> Pa
     except OSError:
         out = Path(tempfile.mkdtemp(prefix="chainrule-serve-"))
     start = time.perf_counter()
-    cfg = TrainConfig(epochs=epochs)
-    cfg.lr = cfg.resolved_lr()
-    run = Run.start(cfg, out)
+    run = Run.begin(TrainConfig(epochs=epochs), out)  # the same path as `chainrule train`
     run.train(progress=False)
     result = run.finish(plots=False)
     print(f"chainrule serve: trained in {time.perf_counter() - start:.1f} s, test accuracy "

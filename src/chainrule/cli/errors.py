@@ -1,0 +1,37 @@
+"""Exit codes, the CLI's user-facing error, and the one-line error formatting.
+
+Used by the `chainrule` command and by `chainrule.web.server` alike: a usage or input problem
+is one line on stderr naming it and the fix (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CLIError(Exception):
+    """A problem with what the user asked for: printed as one line, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message with all whitespace runs collapsed (its type name if empty)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types that mean "the user asked for something that cannot be done"."""
+    from ..data import DataError
+    from ..preprocess import ImageError
+    from ..serialize import ModelFileError
+    from .run import RunError
+
+    return CLIError, DataError, ModelFileError, ImageError, RunError

@@ -1,0 +1,293 @@
+"""`chainrule train`, `chainrule evaluate` and `chainrule predict`: parse, call, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, one_line
+from .parser import batch_size, hidden_sizes, nonneg_float, nonneg_int, positive_float, positive_int
+
+TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches", "lr",
+               "optimizer", "momentum", "weight_decay", "schedule", "augment", "shift",
+               "rotate", "val_size", "seed")
+CNN_EPOCHS = 12  # a CNN epoch costs ~30 MLP epochs of arithmetic
+
+
+# ---- parsers ------------------------------------------------------------------------------
+def add_parser(sub, common) -> None:
+    """The `train`, `evaluate` and `predict` subcommands."""
+    _add_train(sub, common)
+    _add_evaluate(sub, common)
+    _add_predict(sub, common)
+
+
+def _add_train(sub, common) -> None:
+    from ..activations import ACTIVATION_LAYERS
+    from ..optim import OPTIMIZERS
+
+    t = sub.add_parser("train", parents=[common], help="train a digit classifier",
+                       description="Train a network on MNIST-style digits. With no options: "
+                       "MLP 784-128-10 (ReLU) on the bundled mnist-10k, SGD with momentum, "
+                       "cosine schedule, ±2 px shift augmentation, 30 epochs.")
+    t.add_argument("--data", metavar="NAME|DIR", help="mnist-10k (bundled, default), mnist, "
+                   "fashion-mnist, or a folder of the four IDX files")
+    t.add_argument("--model", choices=["mlp", "cnn"], help="network family (default mlp)")
+    t.add_argument("--hidden", type=hidden_sizes, metavar="N[,N...]",
+                   help="hidden layer sizes of the MLP (default 128)")
+    t.add_argument("--activation", type=str.lower, choices=sorted(ACTIVATION_LAYERS),
+                   metavar="NAME", help="hidden activation: " + ", ".join(sorted(ACTIVATION_LAYERS))
+                   + " (default relu)")
+    t.add_argument("--epochs", type=positive_int, help="passes over the training data "
+                   "(default 30 for mlp, 12 for cnn; with --resume: the new total, and the "
+                   "remaining epochs take the cosine rates of a fresh run of that length)")
+    t.add_argument("--batch-size", type=batch_size, metavar="N|full",
+                   help="examples per step: 1 = stochastic, 0 or full = full batch (default 64)")
+    t.add_argument("--batches", type=positive_int, metavar="N",
+                   help="stop after N mini-batches in total (seed 000: --batches 100 --epochs 1)")
+    t.add_argument("--lr", type=positive_float,
+                   help="learning rate (default for sgd: 0.1 at batch 64, scaled down for "
+                   "smaller batches; otherwise the optimizer's default)")
+    t.add_argument("--optimizer", type=str.lower, choices=sorted(OPTIMIZERS), metavar="NAME",
+                   help="one of " + ", ".join(sorted(OPTIMIZERS)) + " (default sgd)")
+    t.add_argument("--momentum", type=nonneg_float, help="SGD momentum (default 0.9)")
+    t.add_argument("--weight-decay", type=nonneg_float, help="L2 weight decay (default 0)")
+    t.add_argument("--schedule", choices=["cosine", "constant"],
+                   help="learning-rate schedule over the epochs (default cosine)")
+    t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
+                   help="train on the digits as they are (default: random shifts)")
+    t.add_argument("--shift", type=nonneg_int, metavar="PX",
+                   help="augmentation: shift digits by up to PX pixels (default 2)")
+    t.add_argument("--rotate", type=nonneg_float, metavar="DEG",
+                   help="augmentation: rotate digits by up to DEG degrees (default 0)")
+    t.add_argument("--val-size", type=nonneg_int, metavar="N",
+                   help="training digits held out for validation each epoch (default 500)")
+    _add_train_outputs(t)
+    t.set_defaults(func=cmd_train, parser=t)
+
+
+def _add_train_outputs(t) -> None:
+    t.add_argument("--seed", type=nonneg_int, help="random seed (default 0): same seed, "
+                   "same data → bit-identical weights")
+    t.add_argument("--out", metavar="DIR", help="run folder (default runs/<timestamp>/)")
+    t.add_argument("--resume", metavar="RUN_DIR_OR_MODEL",
+                   help="continue an interrupted run from its checkpoint; without --epochs "
+                   "the result equals the uninterrupted run exactly")
+    t.add_argument("--no-plots", dest="plots", action="store_false",
+                   help="skip the PNG figures (model.npz and history.json only)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    t.add_argument("--json", action="store_true",
+                   help="print a JSON summary as the last line")
+
+
+def _add_evaluate(sub, common) -> None:
+    e = sub.add_parser("evaluate", parents=[common], help="test a trained model",
+                       description="Accuracy, per-class precision/recall and the confusion "
+                       "matrix of a model on a dataset's test split.")
+    e.add_argument("model", metavar="MODEL", help="a run folder or a model .npz file")
+    e.add_argument("--data", metavar="NAME|DIR",
+                   help="dataset (default: the one the model was trained on)")
+    e.add_argument("--json", action="store_true", help="print the results as one JSON line")
+    e.set_defaults(func=cmd_evaluate, parser=e)
+
+
+def _add_predict(sub, common) -> None:
+    p = sub.add_parser("predict", parents=[common], help="recognise digits in image files",
+                       description="Read PNG/JPEG images of handwritten digits (any size, dark "
+                       "on light or light on dark), prepare them like MNIST and classify them.")
+    p.add_argument("model", metavar="MODEL", help="a run folder or a model .npz file")
+    p.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    p.add_argument("--json", action="store_true", help="one JSON line per image")
+    p.add_argument("--show-input", metavar="PATH",
+                   help="save the 28×28 input the network saw as PNG (a folder when several "
+                   "images are given)")
+    p.set_defaults(func=cmd_predict, parser=p)
+
+
+def _say(args, *lines: str) -> None:
+    if not (getattr(args, "quiet", False) or getattr(args, "json", False)):
+        print("\n".join(lines), flush=True)
+
+
+# ---- train --------------------------------------------------------------------------------
+def train_config(args):
+    from .run import TrainConfig
+
+    given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
+    cfg = TrainConfig(**given)
+    cfg.lr = cfg.resolved_lr()
+    if cfg.model == "cnn":
+        for flag in ("hidden", "activation"):
+            if getattr(args, flag) is not None:
+                raise CLIError(f"--{flag} applies to --model mlp only")
+        if args.epochs is None:
+            cfg.epochs = CNN_EPOCHS
+    return cfg
+
+
+def default_out() -> Path:
+    base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def open_run(args):
+    """The run `args` asks for: resumed from --resume, or started fresh in its folder."""
+    from .run import Run
+
+    if not args.resume:
+        return Run.begin(train_config(args), Path(args.out) if args.out else default_out())
+    clash = [f"--{k.replace('_', '-')}" for k in TRAIN_FLAGS if getattr(args, k) is not None]
+    if clash:
+        raise CLIError(f"{', '.join(clash)} cannot change when resuming (the run keeps its "
+                       "settings); only --epochs, --out, --no-plots, --quiet, --json apply")
+    run = Run.resume(args.resume, epochs=args.epochs, out=args.out)
+    if run.remaining_epochs == 0:
+        _say(args, f"{run.model_path}: training already finished "
+             f"({run.epochs_done} epochs); re-evaluating. Pass --epochs N to train longer.")
+    return run
+
+
+def cmd_train(args) -> int:
+    from ..train import TrainingDiverged
+
+    t0 = time.perf_counter()
+    run = open_run(args)
+    _say(args, run.header())
+    try:
+        run.train(progress=not args.quiet, threads=1 if run.cfg.model == "mlp" else None)
+    except TrainingDiverged as exc:
+        good = run.saved_epochs
+        where = (f"the last good checkpoint (epoch {good}) is in {run.model_path}" if good
+                 else f"{run.model_path} holds the untrained starting point")
+        print(f"chainrule: error: training diverged: {one_line(exc)}; {where}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\nchainrule: interrupted; the checkpoint of epoch {run.saved_epochs} is in "
+              f"{run.model_path}\nresume with: chainrule train --resume {run.out}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    result = run.finish(plots=args.plots)
+    seconds = time.perf_counter() - t0
+    _say(args, run.summary_text(result, seconds))
+    if args.json:
+        print(json.dumps(run.summary(result, seconds)))
+    return EXIT_OK
+
+
+# ---- evaluate -----------------------------------------------------------------------------
+def _load_model(path: str):
+    from ..serialize import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    ckpt.model.eval()
+    return ckpt
+
+
+def cmd_evaluate(args) -> int:
+    from .. import data as datasets
+    from ..losses import SoftmaxCrossEntropy
+    from ..metrics import accuracy, confusion_matrix, precision_recall
+    from ..train import predict
+
+    ckpt = _load_model(args.model)
+    name = args.data or ckpt.metadata.get("data", {}).get("name") or "mnist-10k"
+    _, (x, y) = datasets.load(name, progress=not args.json)
+    try:
+        logits = predict(ckpt.model, x, batch_size=256)
+    except ValueError as exc:
+        raise CLIError(f"{ckpt.path} does not fit {name}'s images {x.shape[1:]}: "
+                       f"{one_line(exc)}") from exc
+    k = logits.shape[1]
+    loss = float(SoftmaxCrossEntropy()(logits, y))
+    cm = confusion_matrix(y, logits.argmax(axis=1), k)
+    precision, recall = precision_recall(cm)
+    names = ckpt.metadata.get("class_names") or [str(i) for i in range(k)]
+    acc = accuracy(logits, y) if len(y) else 0.0
+    if args.json:
+        def nan_none(a):
+            return [None if not np.isfinite(v) else round(float(v), 6) for v in a]
+        print(json.dumps({"accuracy": acc, "loss": loss, "confusion": cm.tolist(),
+                          "precision": nan_none(precision), "recall": nan_none(recall),
+                          "support": cm.sum(axis=1).tolist(), "classes": names,
+                          "n": int(len(y)), "data": name, "model": str(ckpt.path)}))
+        return EXIT_OK
+    print(f"{ckpt.path} on the {name} test split ({len(y):,} examples)")
+    print(f"accuracy {acc:.2%}   loss {loss:.4f}\n")
+    _print_table(names, cm, precision, recall)
+    return EXIT_OK
+
+
+def _print_table(names: list[str], cm: np.ndarray, precision, recall) -> None:
+    width = max(5, *(len(n) for n in names))
+    print(f"{'class':<{width}}  precision  recall  support")
+    for i, n in enumerate(names):
+        p = f"{precision[i]:.2%}" if np.isfinite(precision[i]) else "-"
+        r = f"{recall[i]:.2%}" if np.isfinite(recall[i]) else "-"
+        print(f"{n:<{width}}  {p:>9}  {r:>6}  {int(cm[i].sum()):>7}")
+    print("\nconfusion matrix (rows: true class, columns: predicted)")
+    cw = max(4, len(str(cm.max())) + 1, *(len(n) + 1 for n in names))
+    print(" " * width + "".join(f"{n:>{cw}}" for n in names))
+    for i, n in enumerate(names):
+        print(f"{n:<{width}}" + "".join(f"{v:>{cw}}" for v in cm[i]))
+
+
+# ---- predict ------------------------------------------------------------------------------
+def _show_folder(args) -> Path | None:
+    show = Path(args.show_input) if args.show_input else None
+    several = len(args.images) > 1
+    if show is not None and (several or show.is_dir() or args.show_input.endswith(("/", "\\"))):
+        try:
+            show.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"cannot create {show} for --show-input ({exc.strerror})") from exc
+    return show
+
+
+def cmd_predict(args) -> int:
+    from ..activations import softmax
+    from ..preprocess import ImageError, load_digit_image, save_input_image
+    from ..train import predict
+
+    ckpt = _load_model(args.model)
+    names = ckpt.metadata.get("class_names") or [str(i) for i in range(10)]
+    show = _show_folder(args)
+    failed = 0
+    for image_path in args.images:
+        try:
+            image = load_digit_image(image_path)
+        except ImageError as exc:
+            print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            logits = predict(ckpt.model, image[None])
+        except ValueError as exc:
+            raise CLIError(f"{ckpt.path} does not take 28×28 digits: {one_line(exc)}") from exc
+        probs = softmax(logits.astype(np.float64))[0]
+        digit = int(probs.argmax())
+        if show is not None:
+            target = show / f"{Path(image_path).stem}-input.png" if show.is_dir() else show
+            save_input_image(image, target)
+        _print_prediction(args, image_path, names, probs, digit)
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _print_prediction(args, image_path: str, names: list[str], probs, digit: int) -> None:
+    if args.json:
+        print(json.dumps({"image": image_path, "digit": digit,
+                          "label": names[digit] if digit < len(names) else str(digit),
+                          "probabilities": [float(p) for p in probs]}))
+    else:
+        runners = [int(i) for i in np.argsort(probs)[::-1][1:3]]
+        rest = ", ".join(f"{names[i]} {probs[i]:.1%}" for i in runners)
+        print(f"{image_path}: {names[digit]}  ({probs[digit]:.1%}; next {rest})")
