@@ -73,6 +73,7 @@ STATIC = {  # name → media type; the only files the app serves
     "charts.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "playground.js": "text/javascript; charset=utf-8",
+    "playground-draw.js": "text/javascript; charset=utf-8",
     "playground.css": "text/css; charset=utf-8",
 }
 SECURITY_HEADERS = [
