@@ -11,8 +11,6 @@ CHAINRULE_PLAYGROUND_SCREENSHOT=docs/img/playground.png to save the page for the
 from __future__ import annotations
 
 import os
-import threading
-import time
 
 import pytest
 
@@ -20,12 +18,12 @@ pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 
 import chainrule as cr  # noqa: E402
-from chainrule.web import server  # noqa: E402
 from chainrule.web.app import create_app  # noqa: E402
 from test_web_browser import (  # noqa: E402
     CHROMIUM_ARGS,
     chromium_path,
     save_small_png,
+    serving,
     shot_on_failure,
 )
 
@@ -37,20 +35,8 @@ def live_server():
     """The app on 127.0.0.1:<free port>; the digit model is an untrained stand-in, since the
     playground needs no trained model."""
     model = cr.Sequential(cr.Flatten(), cr.Dense(784, 10, seed=0))
-    app = create_app(model, {}, evaluate=False)
-    sock = server.listen("127.0.0.1", 0)
-    srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the web server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(create_app(model, {}, evaluate=False)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

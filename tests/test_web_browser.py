@@ -53,6 +53,13 @@ def live_server(tmp_path_factory):
     runs = tmp_path_factory.mktemp("serve") / "runs"
     model_path = server.train_default(epochs=3, runs=runs)
     app = server.build_app(str(model_path), host="127.0.0.1")
+    with serving(app) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(app):
+    """Run `app` with uvicorn on 127.0.0.1:<a free port> in a thread; yields its URL."""
     sock = server.listen("127.0.0.1", 0)
     srv = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -62,10 +69,12 @@ def live_server(tmp_path_factory):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("the web server did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 @pytest.fixture(scope="module")
