@@ -113,7 +113,7 @@ class Flatten(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._shape, self._dtype = x.shape, x.dtype
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # also for 0 rows
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
         return _reshape_back(grad_out, self._shape, self._dtype)

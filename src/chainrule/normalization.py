@@ -6,9 +6,15 @@ switch them (`fit` and `predict` do it for you).
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .module import DEFAULT_DTYPE, Module, Parameter, keeps_cache, no_cache_error, shape_str
+
+if TYPE_CHECKING:
+    from .distributed import Communicator, Shard
 
 
 class BatchNorm1d(Module):
@@ -22,11 +28,15 @@ class BatchNorm1d(Module):
     Backward (training), n values per channel, g = dL/dy:
         dβ = Σg,   dγ = Σ g·x̂,   dx = γ/(n·√(σ²_B + ε)) · (n·g − dβ − x̂·dγ)
     (the batch statistics depend on x, hence the two correction terms).
+    Data-parallel training (`fit(..., comm=...)` sets `shard`): μ_B, σ²_B, Σg and Σg·x̂ are
+    sums over the whole global batch (three small allreduces of C numbers per step), so N
+    ranks compute exactly what one process would, and the running statistics stay equal.
     In eval mode the forward keeps nothing for backward unless `grad_in_eval` is set (see
     `chainrule.module.set_grad_in_eval`); then backward differentiates the fixed affine map.
     """
 
     _buffer_names = ("running_mean", "running_var")
+    shard: Shard | None = None
 
     def __init__(
         self,
@@ -66,16 +76,17 @@ class BatchNorm1d(Module):
         axes, view = self._axes_and_view(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        n = x.size // self.num_features
+        comm = self._comm()
+        n = self._values_per_channel(x)
         if self.training:
             if n < 2:
                 raise ValueError(
                     f"{type(self).__name__}: training needs more than one value per channel "
                     f"(got input {tuple(x.shape)}); use a batch of ≥ 2 or call eval()"
                 )
-            mean = x.mean(axis=axes)
+            mean = _sum(x, axes, comm) / n
             xhat = x - mean.reshape(view)
-            var = np.mean(np.square(xhat), axis=axes)
+            var = _sum(np.square(xhat), axes, comm) / n
             m = self.momentum
             self.running_mean *= 1 - m
             self.running_mean += m * mean
@@ -88,7 +99,7 @@ class BatchNorm1d(Module):
         xhat *= inv_std.reshape(view)
         # x̂ is what backward needs; eval mode keeps it only when asked (`grad_in_eval`)
         keep = keeps_cache(self)
-        self._cache = (xhat, inv_std, axes, view, self.training) if keep else None
+        self._cache = (xhat, inv_std, axes, view, self.training, n, comm) if keep else None
         if not self.affine:
             return xhat
         y = xhat * self.weight.data.reshape(view)
@@ -98,7 +109,7 @@ class BatchNorm1d(Module):
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
             raise no_cache_error(f"{type(self).__name__}({self.num_features})")
-        xhat, inv_std, axes, view, training = self._cache
+        xhat, inv_std, axes, view, training, n, comm = self._cache
         if grad_out.shape != xhat.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected grad of shape {xhat.shape}, "
@@ -115,13 +126,25 @@ class BatchNorm1d(Module):
         scale = inv_std if not self.affine else self.weight.data * inv_std
         if not training:  # a fixed affine map: dx = g·γ/√(running_var + ε)
             return grad_out * scale.reshape(view)
-        n = xhat.size // self.num_features
+        if comm is not None:  # the sums over the global batch (the parameter gradients
+            # above stay this rank's part: allreduce_gradients adds the parts up later)
+            dbias, dweight = comm.allreduce(np.stack([dbias, dweight]))
         # dx = γ/(n·σ) · (n·g − Σg − x̂·Σ(g·x̂))
         dx = grad_out * n
         dx -= dbias.reshape(view)
         dx -= xhat * dweight.reshape(view)
         dx *= (scale / n).reshape(view)
         return dx
+
+    def _comm(self) -> Communicator | None:
+        """The communicator to sum batch statistics over, when training data-parallel."""
+        shard = self.shard
+        return shard.comm if self.training and shard is not None and shard.comm.size > 1 else None
+
+    def _values_per_channel(self, x: np.ndarray) -> int:
+        """n: how many values each channel's statistics average (over the global batch)."""
+        rows = x.shape[0] if self._comm() is None else self.shard.total
+        return rows * math.prod(x.shape[2:])
 
     def config(self) -> dict:
         return {
@@ -130,6 +153,12 @@ class BatchNorm1d(Module):
             "momentum": self.momentum,
             "affine": self.affine,
         }
+
+
+def _sum(values: np.ndarray, axes: tuple[int, ...], comm: Communicator | None) -> np.ndarray:
+    """Per-channel sums over `axes`, and over every rank's rows when `comm` is given."""
+    total = values.sum(axis=axes)
+    return total if comm is None else comm.allreduce(total)
 
 
 class BatchNorm2d(BatchNorm1d):

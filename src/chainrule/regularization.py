@@ -6,12 +6,17 @@ switch them (`fit` and `predict` do it for you).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .module import Module, resolve_rng
 
 # Old import path: BatchNorm1d moved to `chainrule.normalization`; re-exported here.
 from .normalization import BatchNorm1d  # noqa: F401
+
+if TYPE_CHECKING:
+    from .distributed import Shard
 
 
 class Dropout(Module):
@@ -22,7 +27,13 @@ class Dropout(Module):
     A fixed mask (for tests and gradient checks): `forward(x, mask=m)`, or set the `mask`
     attribute to use it on every call; m is boolean (True = keep) or 0/1, broadcastable to x.
     Shapes: any; y has the shape of x.
+
+    Data-parallel training (`fit(..., comm=...)` sets `shard`): the mask is drawn for the
+    whole global batch and each rank keeps its rows, so N ranks drop the very units one
+    process would.
     """
+
+    shard: Shard | None = None
 
     def __init__(
         self,
@@ -46,7 +57,7 @@ class Dropout(Module):
             self._scale = None  # the identity: backward needs nothing
             return x
         if mask is None:
-            mask = self.rng.random(x.shape, dtype=np.float32) >= self.p
+            mask = self._draw_mask(x.shape)
         else:
             mask = np.asarray(mask)
             try:
@@ -61,6 +72,13 @@ class Dropout(Module):
         # m/(1 − p) in x's dtype, kept for backward: the layer's only cache
         self._scale = np.multiply(mask, keep, dtype=x.dtype if x.dtype.kind == "f" else None)
         return x * self._scale
+
+    def _draw_mask(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Keep-mask (True = keep) for an input of `shape`, drawn for the global batch."""
+        if self.shard is None:
+            return self.rng.random(shape, dtype=np.float32) >= self.p
+        draws = self.rng.random((self.shard.total, *shape[1:]), dtype=np.float32)
+        return draws[self.shard.rows] >= self.p
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         if not input_grad:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .batching import batches
+from .distributed import Communicator, Shard, set_shard
 from .losses import Loss, NonFiniteError
 from .metrics import accuracy as accuracy  # one implementation: chainrule.metrics
 from .module import Module
@@ -106,6 +107,7 @@ def fit(
     history: History | None = None,
     on_epoch_end: Callable[[int, History], bool | None] | None = None,
     classification: bool = True,
+    comm: Communicator | None = None,
 ) -> History:
     """Train `model` on (x, y) with mini-batch gradient descent; returns a `History`.
 
@@ -115,29 +117,88 @@ def fit(
     - `augment(xb, yb, rng) -> xb`: transforms each training batch (e.g. random shifts).
     - `scheduler`: an object with `step()` (per epoch) or `step(val_loss)` (plateau).
     - `on_epoch_end(epoch, history)`: return True to stop early.
+    - `comm`: a `chainrule.distributed` communicator to train data-parallel on N ranks. Every
+      rank passes the same data, seed and `batch_size` (the global batch); each computes on
+      its slice of every batch and the gradients are summed over the ranks, so the weights
+      come out as one process would make them. Only rank 0 shows progress.
     Raises `TrainingDiverged` at the first NaN/inf loss.
     """
     n = _check_data(x, y)
     rng = rng if rng is not None else np.random.default_rng(seed)
     history = history if history is not None else History()
+    comm = comm if comm is not None else Communicator()
     size = n if not batch_size else min(int(batch_size), n)
     per_epoch = math.ceil(n / size)
     budget = _Budget(max_batches)
     first, last = history.epochs + 1, history.epochs + epochs
-    for epoch in range(first, last + 1):
-        model.train()
-        start = time.perf_counter()
-        bar = _progress(progress, per_epoch, epoch, last)
-        loop = _EpochLoop(model, loss_fn, opt, augment, classification, bar, per_epoch, start)
-        totals = loop.run(batches(x, y, size, rng), rng, epoch, history, budget)
-        _record_epoch(history, totals, opt, classification, start, validation, model, loss_fn)
-        _close_progress(bar, history, validation is not None)
-        if scheduler is not None:
-            _step_scheduler(scheduler, history)
-        stop = on_epoch_end(epoch, history) if on_epoch_end is not None else False
-        if stop or budget.spent():
-            break
+    shard = _start_parallel(model, comm)
+    try:
+        for epoch in range(first, last + 1):
+            model.train()
+            start = time.perf_counter()
+            bar = _progress(progress and comm.is_root, per_epoch, epoch, last)
+            loop = _EpochLoop(model, loss_fn, opt, classification, bar, per_epoch, start, shard)
+            batch_iter = _rank_batches(x, y, size, rng, augment, comm)
+            totals = loop.run(batch_iter, epoch, history, budget)
+            _record_epoch(history, totals, opt, classification, start, validation, model, loss_fn)
+            _close_progress(bar, history, validation is not None)
+            if scheduler is not None:
+                _step_scheduler(scheduler, history)
+            stop = on_epoch_end(epoch, history) if on_epoch_end is not None else False
+            if stop or budget.spent():
+                break
+    except Exception as exc:
+        if shard is not None and not isinstance(exc, TrainingDiverged):
+            _end_job(comm, exc)
+        raise
+    finally:
+        if shard is not None:
+            set_shard(model, None)
     return history
+
+
+def _end_job(comm: Communicator, exc: Exception) -> None:
+    """An error on one rank that the others cannot see (they would wait for this rank in
+    the next Allreduce forever): say what it was, in one line, and end every rank."""
+    import sys
+
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"chainrule: rank {comm.rank} of {comm.size} failed ({type(exc).__name__}: "
+          f"{message}); ending all ranks", file=sys.stderr, flush=True)
+    comm.abort(1)
+
+
+def _start_parallel(model: Module, comm: Communicator) -> Shard | None:
+    """On N > 1 ranks: give every rank rank 0's weights, and the layers that need to know
+    where this rank's rows sit in the global batch (Dropout, BatchNorm) a `Shard`."""
+    if comm.size == 1:
+        return None
+    comm.broadcast_parameters(model)
+    shard = Shard(0, 0, 0, comm)
+    set_shard(model, shard)
+    return shard
+
+
+def _rank_batches(x, y, size: int, rng: np.random.Generator, augment, comm: Communicator):
+    """Yield (xb, yb, global rows): one epoch of augmented mini-batches, this rank's rows.
+
+    On one rank these are `batches(x, y, size, rng)`, each passed through `augment`. On N
+    ranks every rank draws the same permutation and the same augmentation for the whole
+    global batch from the same generator, then keeps its slice `comm.part(rows)`: the random
+    numbers do not depend on N.
+    """
+    if comm.size == 1:
+        for xb, yb in batches(x, y, size, rng):
+            yield (xb if augment is None else augment(xb, yb, rng)), yb, len(xb)
+        return
+    order = rng.permutation(len(x))  # the draw `batches` makes
+    for begin in range(0, len(x), size):
+        idx = order[begin : begin + size]
+        mine = idx[comm.part(len(idx))]
+        if augment is None:
+            yield x[mine], y[mine], len(idx)
+        else:
+            yield augment(x[idx], y[idx], rng)[comm.part(len(idx))], y[mine], len(idx)
 
 
 @dataclass
@@ -159,11 +220,10 @@ class _Totals:
     correct: int = 0
     count: int = 0
 
-    def add(self, loss: float, rows: int, out: np.ndarray, yb, classification: bool) -> None:
+    def add(self, loss: float, rows: int, correct: int) -> None:
         self.loss += loss * rows
         self.count += rows
-        if classification:
-            self.correct += int(np.sum(out.argmax(axis=1) == _labels(yb)))
+        self.correct += correct
 
 
 @dataclass
@@ -173,20 +233,22 @@ class _EpochLoop:
     model: Module
     loss_fn: Loss
     opt: Optimizer
-    augment: Callable | None
     classification: bool
     bar: object
     per_epoch: int
     start: float
+    shard: Shard | None = None  # set on N > 1 ranks
 
-    def run(self, batch_iter, rng, epoch: int, history: History, budget: _Budget) -> _Totals:
+    def run(self, batch_iter, epoch: int, history: History, budget: _Budget) -> _Totals:
         totals = _Totals()
-        for b, (xb, yb) in enumerate(batch_iter, start=1):
-            if self.augment is not None:
-                xb = self.augment(xb, yb, rng)
-            loss, out = _train_step(self.model, self.loss_fn, self.opt, xb, yb, epoch, b)
+        for b, (xb, yb, total) in enumerate(batch_iter, start=1):
+            if self.shard is None:
+                loss, out = _train_step(self.model, self.loss_fn, self.opt, xb, yb, epoch, b)
+                rows, correct = len(xb), _correct(out, yb, self.classification)
+            else:
+                loss, rows, correct = self._parallel_step(xb, yb, total, epoch, b)
             history.batch_loss.append(loss)
-            totals.add(loss, len(xb), out, yb, self.classification)
+            totals.add(loss, rows, correct)
             budget.seen += 1
             if self.bar is not None:
                 self._show(b, totals)
@@ -204,6 +266,44 @@ class _EpochLoop:
                 refresh=False,
             )
         self.bar.update()
+
+
+    def _parallel_step(self, xb: np.ndarray, yb, total: int, epoch: int, batch: int):
+        """One synchronous data-parallel step on this rank's rows of a global batch of
+        `total` rows; returns the global batch's (mean loss, rows, correct predictions).
+
+        The loss gradient is scaled by rows/total, so the gradients summed over the ranks
+        are those of the global batch's mean loss. Every rank runs forward, backward and the
+        Allreduce even with no rows or a NaN loss (a zero gradient then), so none is left
+        waiting in a collective; the NaN reaches all ranks through the sum and every rank
+        raises `TrainingDiverged` at the same step.
+        """
+        model, loss_fn, opt, comm = self.model, self.loss_fn, self.opt, self.shard.comm
+        part = comm.part(total)
+        self.shard.start, self.shard.stop, self.shard.total = part.start, part.stop, total
+        rows = len(xb)
+        opt.zero_grad()
+        out = model(xb)
+        loss, correct, grad = 0.0, 0, None
+        if rows:
+            try:
+                loss = loss_fn(out, yb)
+            except NonFiniteError:
+                loss = float("nan")
+            correct = _correct(out, yb, self.classification)
+            if math.isfinite(loss):
+                grad = loss_fn.backward() * (rows / total)
+        model.backward(np.zeros_like(out) if grad is None else grad, input_grad=False)
+        loss_sum, correct, count = comm.allreduce_gradients(model, loss * rows, correct, rows)
+        loss = float(loss_sum / count)
+        _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+        opt.step()
+        return loss, int(round(count)), int(round(correct))
+
+
+def _correct(out: np.ndarray, yb, classification: bool) -> int:
+    """How many rows of `out` predict their label (0 when not a classification)."""
+    return int(np.sum(out.argmax(axis=1) == _labels(yb))) if classification else 0
 
 
 def _train_step(
