@@ -33,6 +33,7 @@ from .module import Module, Parameter
 
 # Environment variables MPI launchers set in every rank: Open MPI, PMIx, MPICH/Hydra, Slurm.
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
+_RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MPI_LOCALRANKID")
 
 
 class DistributedError(RuntimeError):
@@ -46,6 +47,15 @@ def launched_ranks() -> int:
         if value.isdigit() and int(value) > 0:
             return int(value)
     return 1
+
+
+def launched_rank() -> int:
+    """This process's rank as the MPI launcher numbered it (0 when not under `mpiexec`)."""
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 class Communicator:

@@ -19,6 +19,7 @@ import os
 import sys
 import traceback
 
+from ..distributed import launched_rank
 from .data import cmd_data
 from .demo import DEMOS, cmd_demo
 from .errors import (
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     except user_errors() as exc:
         if debug:
             traceback.print_exc()
-        print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
+        if launched_rank() == 0:  # under mpiexec every rank meets the same error: one says it
+            print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         if debug:

@@ -13,6 +13,9 @@ training ends it gets the test results too, and the folder gets `history.json` a
 
 `Run.begin` = `Run.start` (data and model, nothing written) + the folder + the epoch-0
 checkpoint, so there is always a state to go back to.
+
+Under `mpiexec -n N` (a `comm` with N > 1 ranks) every rank builds the same run and trains on
+its slice of each batch; rank 0 alone writes the folder, the checkpoints and the plots.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 from .. import optim, viz
 from .._io import atomic_open
 from ..augment import RandomShift
+from ..distributed import Communicator
 from ..losses import SoftmaxCrossEntropy
 from ..metrics import accuracy, confusion_matrix
 from ..module import Module
@@ -53,7 +57,7 @@ from .config import (
 )
 
 __all__ = ["CNN_LR", "DEFAULT_BATCH", "DEFAULT_LR", "IMAGE_SHAPE", "NUM_CLASSES", "PLOTS",
-           "PREPROCESSING", "Run", "RunError", "TrainConfig", "batches_per_epoch",
+           "PREPROCESSING", "PeerFailed", "Run", "RunError", "TrainConfig", "batches_per_epoch",
            "blas_threads", "build_model", "class_names", "describe_model", "load_data",
            "module_rngs", "optimizer_for", "replay_schedule", "schedule_epochs", "schedule_for",
            "split_validation", "write_json"]
@@ -108,10 +112,11 @@ class Run:
     data: tuple | None = None
     classes: list[str] = field(default_factory=list)
     saved_epochs: int | None = None  # the epoch count of the checkpoint on disk
+    comm: Communicator = field(default_factory=Communicator)  # the ranks training together
 
     # -- creation
     @classmethod
-    def start(cls, cfg: TrainConfig, out: str | Path) -> Run:
+    def start(cls, cfg: TrainConfig, out: str | Path, comm: Communicator | None = None) -> Run:
         if cfg.optimizer not in optim.OPTIMIZERS:
             raise RunError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
                            f"{sorted(optim.OPTIMIZERS)}")
@@ -120,28 +125,35 @@ class Run:
         opt = optimizer_for(cfg, model)
         scheduler = schedule_for(cfg, opt, len(data[0][0]))
         return cls(cfg, Path(out), model, opt, scheduler, np.random.default_rng([cfg.seed, 2]),
-                   data=data, classes=class_names(cfg.data))
+                   data=data, classes=class_names(cfg.data), comm=comm or Communicator())
 
     @classmethod
-    def begin(cls, cfg: TrainConfig, out: str | Path) -> Run:
+    def begin(cls, cfg: TrainConfig, out: str | Path, comm: Communicator | None = None) -> Run:
         """A fresh run in folder `out` (refused if it already holds one), checkpointed at
         epoch 0. `cfg.lr` None becomes the resolved default rate."""
-        out = Path(out)
+        out, comm = Path(out), comm or Communicator()
         if (out / "model.npz").exists():
             raise RunError(f"{out} already holds a run; pass another --out, or continue it "
                            f"with `chainrule train --resume {out}`")
+        comm.barrier()  # every rank has looked before rank 0 writes
         cfg.lr = cfg.resolved_lr()
-        run = cls.start(cfg, out)  # loads the data and builds the model: nothing written yet
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RunError(f"cannot create the run folder {out} ({exc.strerror}); "
-                           "pass a writable --out DIR") from exc
-        run.checkpoint()
+        run = cls.start(cfg, out, comm)  # loads the data and builds the model: nothing written
+        failure = None
+        if comm.is_root:
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                run.checkpoint()
+            except OSError as exc:
+                failure = RunError(f"cannot create the run folder {out} ({exc.strerror}); "
+                                   "pass a writable --out DIR")
+                failure.__cause__ = exc
+        if not comm.all_ok(failure is None):
+            raise failure or PeerFailed("rank 0 could not create the run folder")
         return run
 
     @classmethod
-    def resume(cls, path: str | Path, epochs: int | None = None, out: str | Path | None = None):
+    def resume(cls, path: str | Path, epochs: int | None = None, out: str | Path | None = None,
+               comm: Communicator | None = None):
         ckpt: Checkpoint = load_checkpoint(path)
         training = ckpt.metadata.get("training")
         if not isinstance(training, dict) or ckpt.optimizer is None:
@@ -176,7 +188,8 @@ class Run:
         history = History.from_dict(ckpt.metadata.get("history", {}))
         run = cls(cfg, Path(out) if out else ckpt.path.parent, model, opt, scheduler, rng,
                   history, float(training.get("train_seconds", 0.0)), data,
-                  classes=ckpt.metadata.get("class_names") or class_names(cfg.data))
+                  classes=ckpt.metadata.get("class_names") or class_names(cfg.data),
+                  comm=comm or Communicator())
         run.saved_epochs = run.epochs_done
         return run
 
@@ -223,6 +236,9 @@ class Run:
         }
 
     def checkpoint(self, metrics: dict | None = None) -> Path:
+        """Write model.npz (rank 0 only: the other ranks hold the same state)."""
+        if not self.comm.is_root:
+            return self.model_path
         path = save(self.model, self.model_path, self.metadata(metrics), optimizer=self.opt)
         self.saved_epochs = self.epochs_done
         return path
@@ -242,7 +258,14 @@ class Run:
                 f"data {c.data}: {len(x):,} train / {n_val:,} validation / {len(xt):,} test\n"
                 f"{opt} lr {c.lr:g}, {c.schedule} schedule, batch {c.batch_size or 'full'}, "
                 f"{c.epochs} epochs{stop}, augmentation {aug}, seed {c.seed}\n"
-                f"run folder {self.out}")
+                f"run folder {self.out}" + self._ranks_line())
+
+    def _ranks_line(self) -> str:
+        if self.comm.size == 1:
+            return ""
+        per_rank = (self.cfg.batch_size or len(self.data[0][0])) / self.comm.size
+        return (f"\ndata-parallel on {self.comm.size} MPI ranks, ~{per_rank:.0f} examples per "
+                "rank per step (1 BLAS thread each); rank 0 writes the run")
 
     def summary(self, result: dict, seconds: float) -> dict:
         """The JSON summary (`chainrule train --json`) of `finish()`'s result."""
@@ -278,7 +301,8 @@ class Run:
         """Train the remaining epochs, saving a checkpoint after each; returns the History.
 
         Raises `TrainingDiverged` (the checkpoint of the last good epoch stays on disk) and
-        lets KeyboardInterrupt through (ditto).
+        lets KeyboardInterrupt through (ditto). On N > 1 ranks each uses one BLAS thread
+        (N ranks on N cores; more would oversubscribe them).
         """
         if self.remaining_epochs == 0:
             return self.history
@@ -293,12 +317,14 @@ class Run:
             self.checkpoint()
             return False
 
+        if self.comm.size > 1:
+            threads = 1
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), blas_threads(threads):
             fit(self.model, SoftmaxCrossEntropy(), self.opt, x, y,
                 epochs=self.remaining_epochs, batch_size=self.cfg.batch_size or None,
                 validation=val, rng=self.rng, max_batches=max_batches, augment=augment,
                 scheduler=self.scheduler, progress=progress, history=self.history,
-                on_epoch_end=on_epoch_end)
+                on_epoch_end=on_epoch_end, comm=self.comm)
         return self.history
 
     # -- results
@@ -318,6 +344,8 @@ class Run:
             "train_seconds": self.train_seconds,
         }
         self.checkpoint(metrics)
+        if not self.comm.is_root:  # rank 0 writes the files; the numbers are the same here
+            return {**metrics, "confusion": confusion.tolist(), "files": []}
         write_json(self.out / "history.json", {
             **self.history.to_dict(), "epochs": self.epochs_done,
             "batches_per_epoch": batches_per_epoch(self.cfg, len(self.data[0][0])),
@@ -341,6 +369,10 @@ class Run:
             viz.plot_feature_maps(self.model, x_test[0], self.out / "feature-maps.png")
             files.append("feature-maps.png")
         return files
+
+
+class PeerFailed(RunError):
+    """Another rank stopped the run (it printed why); this rank ends quietly."""
 
 
 def write_json(path: Path, obj) -> Path:

@@ -139,17 +139,21 @@ def default_out() -> Path:
     return out
 
 
-def open_run(args):
-    """The run `args` asks for: resumed from --resume, or started fresh in its folder."""
+def open_run(args, comm=None):
+    """The run `args` asks for: resumed from --resume, or started fresh in its folder.
+    On N MPI ranks (`comm`) all open the same run, in the folder rank 0 names."""
+    from ..distributed import Communicator
     from .run import Run
 
+    comm = comm or Communicator()
     if not args.resume:
-        return Run.begin(train_config(args), Path(args.out) if args.out else default_out())
+        out = args.out or comm.broadcast_text(str(default_out()) if comm.is_root else "")
+        return Run.begin(train_config(args), Path(out), comm)
     clash = [f"--{k.replace('_', '-')}" for k in TRAIN_FLAGS if getattr(args, k) is not None]
     if clash:
         raise CLIError(f"{', '.join(clash)} cannot change when resuming (the run keeps its "
                        "settings); only --epochs, --out, --no-plots, --quiet, --json apply")
-    run = Run.resume(args.resume, epochs=args.epochs, out=args.out)
+    run = Run.resume(args.resume, epochs=args.epochs, out=args.out, comm=comm)
     if run.remaining_epochs == 0:
         _say(args, f"{run.model_path}: training already finished "
              f"({run.epochs_done} epochs); re-evaluating. Pass --epochs N to train longer.")
@@ -157,31 +161,53 @@ def open_run(args):
 
 
 def cmd_train(args) -> int:
+    from ..distributed import communicator
     from ..train import TrainingDiverged
 
     t0 = time.perf_counter()
-    run = open_run(args)
+    comm = communicator()  # N ranks under `mpiexec -n N`: rank 0 speaks and writes
+    if not comm.is_root:
+        args.quiet, args.json = True, False
+    if comm.size > 1:
+        _interrupt_on_sigterm()
+    run = open_run(args, comm)
     _say(args, run.header())
     try:
         run.train(progress=not args.quiet, threads=1 if run.cfg.model == "mlp" else None)
-    except TrainingDiverged as exc:
+    except TrainingDiverged as exc:  # every rank sees the same loss: all stop here
         good = run.saved_epochs
         where = (f"the last good checkpoint (epoch {good}) is in {run.model_path}" if good
                  else f"{run.model_path} holds the untrained starting point")
-        print(f"chainrule: error: training diverged: {one_line(exc)}; {where}",
-              file=sys.stderr)
+        if comm.is_root:
+            print(f"chainrule: error: training diverged: {one_line(exc)}; {where}",
+                  file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\nchainrule: interrupted; the checkpoint of epoch {run.saved_epochs} is in "
-              f"{run.model_path}\nresume with: chainrule train --resume {run.out}",
-              file=sys.stderr)
+        if comm.is_root:
+            print(f"\nchainrule: interrupted; the checkpoint of epoch {run.saved_epochs} is in "
+                  f"{run.model_path}\nresume with: chainrule train --resume {run.out}",
+                  file=sys.stderr)
         return EXIT_INTERRUPTED
+    if not comm.is_root:
+        return EXIT_OK
     result = run.finish(plots=args.plots)
     seconds = time.perf_counter() - t0
     _say(args, run.summary_text(result, seconds))
     if args.json:
         print(json.dumps(run.summary(result, seconds)))
     return EXIT_OK
+
+
+def _interrupt_on_sigterm() -> None:
+    """Ctrl-C on `mpiexec` reaches the ranks as SIGTERM (Open MPI cannot forward SIGINT):
+    make it the same clean interrupt as Ctrl-C on one process, so a checkpoint being
+    written is discarded and the last good one stays."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 # ---- evaluate -----------------------------------------------------------------------------
