@@ -92,8 +92,8 @@ def test_fit_with_the_serial_communicator_is_plain_fit():
     y = np.arange(70) % 3
 
     def train(**kw):
-        model = cr.Sequential([cr.Dense(6, 8, rng=np.random.default_rng(1)), cr.ReLU(),
-                               cr.Dropout(0.2, seed=3), cr.Dense(8, 3, rng=np.random.default_rng(2))])
+        model = cr.Sequential([cr.Dense(6, 8, seed=1), cr.ReLU(), cr.Dropout(0.2, seed=3),
+                               cr.Dense(8, 3, seed=2)])
         opt = cr.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         h = cr.fit(model, cr.SoftmaxCrossEntropy(), opt, x, y, epochs=2, batch_size=16,
                    progress=False, **kw)

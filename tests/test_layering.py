@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chainrule"
 
 CORE = [
     "module", "init", "layers", "activations", "losses", "conv", "pooling", "normalization",
-    "regularization", "gradcheck", "batching", "metrics", "_io", "_version",
+    "regularization", "gradcheck", "batching", "metrics", "_io", "_version", "distributed",
 ]  # fmt: skip
 OUTER = {"cli", "web", "data", "viz", "demos", "run", "preprocess", "interop", "sklearn"}
 SCALAR_ENGINE = {"value", "scalar"}
