@@ -295,3 +295,15 @@ def _epochs_done(path: Path) -> int:
         return cr.load_checkpoint(path).metadata["training"]["epochs_done"]
     except Exception:  # not there yet, or being replaced this instant
         return 0
+
+
+@needs_mpi
+def test_each_rank_uses_one_blas_thread_by_default():
+    code = ("from threadpoolctl import threadpool_info\n"
+            "from chainrule.distributed import communicator\n"
+            "comm = communicator()\n"
+            "threads = {i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}\n"
+            "print(comm.rank, comm.size, sorted(threads))\n")
+    proc = _launch(2, "-c", code)
+    lines = [line for line in proc.stdout.splitlines() if line[:1].isdigit()]
+    assert sorted(lines) == ["0 2 [1]", "1 2 [1]"]

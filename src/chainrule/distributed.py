@@ -112,9 +112,14 @@ class Communicator:
 
 
 class MPICommunicator(Communicator):
-    """N ranks over MPI (mpi4py's COMM_WORLD by default)."""
+    """N ranks over MPI (mpi4py's COMM_WORLD by default).
 
-    def __init__(self, comm=None) -> None:
+    `blas_threads` (default 1) limits each rank's BLAS to that many threads from here on:
+    N ranks on N cores fill the machine, and more threads per rank would oversubscribe it
+    (on a busy core OpenBLAS threads spin-wait). None leaves BLAS as it is.
+    """
+
+    def __init__(self, comm=None, blas_threads: int | None = 1) -> None:
         try:
             from mpi4py import MPI
         except ImportError as exc:
@@ -127,6 +132,8 @@ class MPICommunicator(Communicator):
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         self._buffer = np.empty(0, np.float64)
         self.allreduce_seconds = 0.0  # time spent in the gradient Allreduce (for benchmarks)
+        if blas_threads is not None:
+            _limit_blas_threads(blas_threads)
 
     def broadcast_parameters(self, model: Module, root: int = 0) -> None:
         arrays = [p.data for p in model.parameters()] + [b for _, b in model.named_buffers()]
@@ -215,6 +222,14 @@ def set_shard(model: Module, shard: Shard | None) -> None:
         model.shard = shard
     for _, child in model.named_children():
         set_shard(child, shard)
+
+
+def _limit_blas_threads(n: int) -> None:
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a dependency of chainrule, but BLAS works without the limit
+        return
+    threadpool_limits(limits=n, user_api="blas")  # not as a context: for the whole process
 
 
 def _common_dtype(params: list[Parameter]) -> np.dtype:
