@@ -147,16 +147,35 @@ class MPICommunicator(Communicator):
         import time
 
         params = model.parameters()
-        grads = [p.grad for p in params]
+        grads = [p.grad for p in params]  # reading p.grad also clears a lazily zeroed one
         size = sum(g.size for g in grads)
-        flat = self._workspace(size + len(extras), _common_dtype(params))
-        _flatten(grads, flat)
+        if len({g.dtype for g in grads}) == 1:  # the usual case: sum the gradients in place
+            flat = self._gradient_buffer(params, grads, size + len(extras))
+        else:  # mixed precisions: a copy in one dtype, copied back after the sum
+            flat = self._workspace(size + len(extras), _common_dtype(params))
+            _flatten(grads, flat)
         flat[size:] = extras
         start = time.perf_counter()
         self.comm.Allreduce(self._mpi.IN_PLACE, flat, op=self._mpi.SUM)
         self.allreduce_seconds += time.perf_counter() - start
-        _unflatten(flat, grads)
+        if flat is not self._buffer or not _views_of(flat, grads):
+            _unflatten(flat, grads)
         return flat[size:].astype(np.float64)
+
+    def _gradient_buffer(self, params: list[Parameter], grads: list[np.ndarray], size: int):
+        """The flat buffer whose start *is* every gradient: each `p.grad` becomes a view into
+        it (once; again only if a gradient was replaced), so the sum needs no copies."""
+        flat = self._buffer
+        if flat.size == size and flat.dtype == grads[0].dtype and _views_of(flat, grads):
+            return flat
+        flat = self._buffer = np.empty(size, grads[0].dtype)
+        at = 0
+        for p, g in zip(params, grads):
+            view = flat[at : at + g.size].reshape(g.shape)
+            view[...] = g
+            p.grad = view
+            at += g.size
+        return flat
 
     def allreduce(self, values: np.ndarray) -> np.ndarray:
         out = np.array(values, copy=True)
@@ -234,6 +253,17 @@ def _limit_blas_threads(n: int) -> None:
 
 def _common_dtype(params: list[Parameter]) -> np.dtype:
     return np.result_type(*(p.data.dtype for p in params)) if params else np.dtype(np.float64)
+
+
+def _views_of(flat: np.ndarray, arrays: list[np.ndarray]) -> bool:
+    """True when the arrays lie in `flat` back to back, in order (the layout of
+    `_gradient_buffer`)."""
+    at, start = 0, flat.__array_interface__["data"][0]
+    for a in arrays:
+        if a.base is not flat or a.__array_interface__["data"][0] != start + at * flat.itemsize:
+            return False
+        at += a.size
+    return True
 
 
 def _flatten(arrays: list[np.ndarray], out: np.ndarray) -> None:
