@@ -121,6 +121,34 @@ def test_conv2d_matches_naive_loops(case, rng):
     np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", [(1, 4, 6, 7, 3, 1, 1), (3, 2, 5, 5, (2, 3), 1, (1, 0))])
+def test_conv2d_wide_and_compact_columns_agree(case, rng):
+    """Stride-1 layers pick wide columns (Wp per output row) or compact ones (Wo) by their
+    channel counts; both layouts are the same convolution, forward and backward."""
+    c_in, c_out, h, w, k, s, p = case
+    x = rng.standard_normal((3, c_in, h, w))
+    results = []
+    for wide in (True, False):
+        layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=1, dtype=np.float64)
+        layer.bias.data[:] = np.arange(c_out) / 4
+        layer._wide = lambda wide=wide: wide
+        y = layer(x)
+        np.testing.assert_allclose(
+            y, conv2d_naive(x, layer.weight.data, layer.bias.data, s, p), rtol=1e-12, atol=1e-12
+        )
+        g = np.cos(np.arange(y.size)).reshape(y.shape)
+        results.append((y, layer.backward(g), layer.weight.grad.copy(), layer.bias.grad.copy()))
+        assert cr.gradcheck(layer, x) < 1e-6
+    for wide, compact in zip(*results):
+        np.testing.assert_allclose(wide, compact, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_picks_compact_columns_for_few_input_channels():
+    assert Conv2D(32, 64, 3, padding=1)._wide()  # 288 column rows ≥ 64 output rows
+    assert not Conv2D(1, 32, 3, padding=1)._wide()  # 9 < 32
+    assert not Conv2D(32, 64, 3, stride=2)._wide()  # wide columns need stride 1 across
+
+
 def test_conv2d_float32_default_and_layout(rng):
     layer = Conv2D(3, 4, 3, padding=1, rng=rng)
     assert layer.weight.data.dtype == np.float32 and layer.bias.data.dtype == np.float32
