@@ -245,6 +245,41 @@ def test_maxpool2d_ties_go_to_the_first_maximum():
     assert dx.sum() == 4 and dx[0, 0, 0, 0] == 1 and dx[0, 0, 2, 3] == 1
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channel-major", "other"])
+@pytest.mark.parametrize("h", [6, 7])
+def test_max_of_row_pairs_matches_the_general_pass(layout, h, rng):
+    """The whole-array-shift pass along H of a 2×2 pool equals the general strided one,
+    ties included (the top row wins), or declines (None) for memory it cannot shift in."""
+    from chainrule.pooling import _max_along, _max_of_row_pairs
+
+    rows = rng.integers(0, 3, (3, 4, h, 5)).astype(np.float32)  # many ties
+    if layout == "channel-major":
+        rows = np.ascontiguousarray(rows.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "other":
+        rows = np.ascontiguousarray(rows.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    fast = _max_of_row_pairs(rows, h // 2)
+    if layout == "other":
+        assert fast is None
+        return
+    y, below = _max_along(rows, 2, 2, 2, h // 2)
+    np.testing.assert_array_equal(fast[0], y)
+    np.testing.assert_array_equal(fast[1], below)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (2, 3, 7, 5), (1, 2, 2, 2)])
+def test_maxpool2x2_gradcheck_naive_and_torch_ties_in_any_layout(shape, rng):
+    """The 2×2 pool's fast pass, on inputs with and without ties, in three memory layouts."""
+    x = distinct(rng, shape)
+    assert cr.gradcheck(MaxPool2D(2), x) < 1e-6
+    tied = rng.integers(-1, 2, shape).astype(np.float64)
+    for x in (tied, tied.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3), tied[..., ::-1]):
+        layer = MaxPool2D(2)
+        y_naive, backward_naive = maxpool2d_naive(x, 2)
+        np.testing.assert_array_equal(layer(x), y_naive)
+        g = rng.standard_normal(y_naive.shape)
+        np.testing.assert_array_equal(layer.backward(g), backward_naive(g))
+
+
 def test_maxpool2d_same_in_train_and_eval(rng):
     x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
     layer = MaxPool2D(2)
