@@ -74,7 +74,7 @@ def _max_of_row_pairs(rows: np.ndarray, ho: int):
         strides = (s0 // item * step, s1 // item * step, 2 * wo * step, step)
         return as_strided(a, shape=(n, c, ho, wo), strides=strides)  # no overlaps
 
-    return even_rows(pairs), even_rows(below)
+    return even_rows(pairs), even_rows(below).copy(order="K")  # backward reads it fast
 
 
 def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int):
