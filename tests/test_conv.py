@@ -131,7 +131,7 @@ def test_conv2d_wide_and_compact_columns_agree(case, rng):
     for wide in (True, False):
         layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=1, dtype=np.float64)
         layer.bias.data[:] = np.arange(c_out) / 4
-        layer._wide = lambda wide=wide: wide
+        layer._wide = lambda wp, wo, wide=wide: wide
         y = layer(x)
         np.testing.assert_allclose(
             y, conv2d_naive(x, layer.weight.data, layer.bias.data, s, p), rtol=1e-12, atol=1e-12
@@ -143,10 +143,11 @@ def test_conv2d_wide_and_compact_columns_agree(case, rng):
         np.testing.assert_allclose(wide, compact, rtol=1e-12, atol=1e-12)
 
 
-def test_conv2d_picks_compact_columns_for_few_input_channels():
-    assert Conv2D(32, 64, 3, padding=1)._wide()  # 288 column rows ≥ 64 output rows
-    assert not Conv2D(1, 32, 3, padding=1)._wide()  # 9 < 32
-    assert not Conv2D(32, 64, 3, stride=2)._wide()  # wide columns need stride 1 across
+def test_conv2d_picks_wide_columns_only_where_they_pay():
+    assert Conv2D(32, 64, 3, padding=1)._wide(30, 28)  # 288 column rows ≥ 64, 2/28 extra
+    assert not Conv2D(32, 64, 3, padding=1)._wide(16, 14)  # 2/14 more GEMM work
+    assert not Conv2D(1, 32, 3, padding=1)._wide(30, 28)  # 9 < 32
+    assert not Conv2D(32, 64, 3, stride=2)._wide(30, 14)  # wide columns need stride 1
 
 
 def test_conv2d_float32_default_and_layout(rng):
