@@ -121,6 +121,35 @@ def test_conv2d_matches_naive_loops(case, rng):
     np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("case", [(1, 4, 6, 7, 3, 1, 1), (3, 2, 5, 5, (2, 3), 1, (1, 0))])
+def test_conv2d_wide_and_compact_columns_agree(case, rng):
+    """Stride-1 layers pick wide columns (Wp per output row) or compact ones (Wo) by their
+    channel counts; both layouts are the same convolution, forward and backward."""
+    c_in, c_out, h, w, k, s, p = case
+    x = rng.standard_normal((3, c_in, h, w))
+    results = []
+    for wide in (True, False):
+        layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=1, dtype=np.float64)
+        layer.bias.data[:] = np.arange(c_out) / 4
+        layer._wide = lambda wp, wo, wide=wide: wide
+        y = layer(x)
+        np.testing.assert_allclose(
+            y, conv2d_naive(x, layer.weight.data, layer.bias.data, s, p), rtol=1e-12, atol=1e-12
+        )
+        g = np.cos(np.arange(y.size)).reshape(y.shape)
+        results.append((y, layer.backward(g), layer.weight.grad.copy(), layer.bias.grad.copy()))
+        assert cr.gradcheck(layer, x) < 1e-6
+    for wide, compact in zip(*results):
+        np.testing.assert_allclose(wide, compact, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_picks_wide_columns_only_where_they_pay():
+    assert Conv2D(32, 64, 3, padding=1)._wide(30, 28)  # 288 column rows ≥ 64, 2/28 extra
+    assert not Conv2D(32, 64, 3, padding=1)._wide(16, 14)  # 2/14 more GEMM work
+    assert not Conv2D(1, 32, 3, padding=1)._wide(30, 28)  # 9 < 32
+    assert not Conv2D(32, 64, 3, stride=2)._wide(30, 14)  # wide columns need stride 1
+
+
 def test_conv2d_float32_default_and_layout(rng):
     layer = Conv2D(3, 4, 3, padding=1, rng=rng)
     assert layer.weight.data.dtype == np.float32 and layer.bias.data.dtype == np.float32
@@ -215,6 +244,41 @@ def test_maxpool2d_ties_go_to_the_first_maximum():
     _, backward_naive = maxpool2d_naive(x, 2)
     np.testing.assert_array_equal(dx, backward_naive(np.ones_like(y)))
     assert dx.sum() == 4 and dx[0, 0, 0, 0] == 1 and dx[0, 0, 2, 3] == 1
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channel-major", "other"])
+@pytest.mark.parametrize("h", [6, 7])
+def test_max_of_row_pairs_matches_the_general_pass(layout, h, rng):
+    """The whole-array-shift pass along H of a 2×2 pool equals the general strided one,
+    ties included (the top row wins), or declines (None) for memory it cannot shift in."""
+    from chainrule.pooling import _max_along, _max_of_row_pairs
+
+    rows = rng.integers(0, 3, (3, 4, h, 5)).astype(np.float32)  # many ties
+    if layout == "channel-major":
+        rows = np.ascontiguousarray(rows.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    elif layout == "other":
+        rows = np.ascontiguousarray(rows.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    fast = _max_of_row_pairs(rows, h // 2)
+    if layout == "other":
+        assert fast is None
+        return
+    y, below = _max_along(rows, 2, 2, 2, h // 2)
+    np.testing.assert_array_equal(fast[0], y)
+    np.testing.assert_array_equal(fast[1], below)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 8), (2, 3, 7, 5), (1, 2, 2, 2)])
+def test_maxpool2x2_gradcheck_naive_and_torch_ties_in_any_layout(shape, rng):
+    """The 2×2 pool's fast pass, on inputs with and without ties, in three memory layouts."""
+    x = distinct(rng, shape)
+    assert cr.gradcheck(MaxPool2D(2), x) < 1e-6
+    tied = rng.integers(-1, 2, shape).astype(np.float64)
+    for x in (tied, tied.transpose(1, 0, 2, 3).copy().transpose(1, 0, 2, 3), tied[..., ::-1]):
+        layer = MaxPool2D(2)
+        y_naive, backward_naive = maxpool2d_naive(x, 2)
+        np.testing.assert_array_equal(layer(x), y_naive)
+        g = rng.standard_normal(y_naive.shape)
+        np.testing.assert_array_equal(layer.backward(g), backward_naive(g))
 
 
 def test_maxpool2d_same_in_train_and_eval(rng):
