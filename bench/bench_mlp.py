@@ -45,8 +45,16 @@ def chainrule_epoch(x, y, batch_size):
     )
 
 
-def numpy_epoch(x, y, batch_size):
-    """The same maths written as one plain loop: the floor a library can hope to reach."""
+def numpy_epoch(x, y, batch_size, bare: bool = False):
+    """The same maths written as one plain loop, with the care a library should take too:
+    the same float32 data and shuffling (a fresh permutation per epoch, fancy-indexed
+    batches), the softmax computed once, in-place where it changes nothing else. Like `fit`
+    it sums each batch's loss and correct predictions (the epoch's History numbers) and
+    leaves the gradients intact after the update.
+
+    `bare=True` is the floor below that: nothing reported, and the update consumes the
+    gradients in place (`g *= lr; W -= g`), which a library cannot do: its users read
+    `p.grad` after `opt.step()` (PyTorch's contract too)."""
     rng = np.random.default_rng(0)
     W1 = (rng.standard_normal((HIDDEN, IN)) * 0.05).astype(np.float32)
     W2 = (rng.standard_normal((OUT, HIDDEN)) * 0.05).astype(np.float32)
@@ -54,9 +62,12 @@ def numpy_epoch(x, y, batch_size):
 
     def run():
         perm = rng.permutation(len(x))
+        total_loss, correct = 0.0, 0
         for s in range(0, len(x), batch_size):
             idx = perm[s : s + batch_size]
             xb, yb = x[idx], y[idx]
+            n = len(yb)
+            rows = np.arange(n)
             h = xb @ W1.T
             h += b1
             a = np.maximum(h, 0)
@@ -64,19 +75,30 @@ def numpy_epoch(x, y, batch_size):
             z += b2
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(yb)), yb] -= 1
-            p /= len(yb)
+            total = p.sum(axis=1, keepdims=True)
+            p /= total
+            if not bare:  # mean loss −log p[y] = log Σ e^z − z[y]; accuracy
+                total_loss += float(np.log(total).sum()) - float(z[rows, yb].sum())
+                correct += int(np.count_nonzero(p.argmax(axis=1) == yb))
+            p[rows, yb] -= 1
+            p /= n
             gW2, gb2 = p.T @ a, p.sum(0)
             da = p @ W2
             da *= h > 0
             gW1, gb1 = da.T @ xb, da.sum(0)
-            W1[...] -= LR * gW1
-            b1[...] -= LR * gb1
-            W2[...] -= LR * gW2
-            b2[...] -= LR * gb2
+            for param, grad in ((W1, gW1), (b1, gb1), (W2, gW2), (b2, gb2)):
+                if bare:
+                    grad *= LR
+                    param -= grad
+                else:
+                    param -= LR * grad
+        return total_loss / len(x), correct / len(x)
 
     return run
+
+
+def bare_numpy_epoch(x, y, batch_size):
+    return numpy_epoch(x, y, batch_size, bare=True)
 
 
 def torch_epoch(x, y, batch_size):
@@ -182,6 +204,7 @@ def main(argv=None) -> int:
             for name, make in [
                 ("chainrule", chainrule_epoch),
                 ("numpy loop", numpy_epoch),
+                ("numpy bare", bare_numpy_epoch),
                 ("pytorch", torch_epoch),
                 ("scikit-learn", sklearn_epoch),
             ]:
@@ -205,6 +228,7 @@ def main(argv=None) -> int:
             for peer, key in [
                 ("pytorch", "torch"),
                 ("numpy loop", "numpy"),
+                ("numpy bare", "numpy_bare"),
                 ("scikit-learn", "sklearn"),
             ]:
                 ratios.append(

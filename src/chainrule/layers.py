@@ -201,7 +201,7 @@ class Sequential(Module):
 
     def _first_trainable(self) -> int:
         for i, layer in enumerate(self.layers):
-            if layer.parameters():
+            if next(layer.named_parameters(), None) is not None:  # stops at the first one
                 return i
         return len(self.layers)
 

@@ -163,7 +163,7 @@ class _Totals:
         self.loss += loss * rows
         self.count += rows
         if classification:
-            self.correct += int(np.sum(out.argmax(axis=1) == _labels(yb)))
+            self.correct += int(np.count_nonzero(out.argmax(axis=1) == _labels(yb)))
 
 
 @dataclass
