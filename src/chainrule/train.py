@@ -80,12 +80,11 @@ def evaluate(
     return float(loss_fn(logits, y)), accuracy(logits, y)
 
 
-def _check_finite_loss(loss: float, epoch: int, batch: int, lr: float) -> None:
-    if not math.isfinite(loss):
-        raise TrainingDiverged(
-            f"loss became {loss} at epoch {epoch}, batch {batch}: the step size is too large "
-            f"for this model; try a smaller learning rate (now {lr:g}, e.g. --lr {lr / 10:g})"
-        )
+def _raise_diverged(loss: float, epoch: int, batch: int, lr: float) -> None:
+    raise TrainingDiverged(
+        f"loss became {loss} at epoch {epoch}, batch {batch}: the step size is too large "
+        f"for this model; try a smaller learning rate (now {lr:g}, e.g. --lr {lr / 10:g})"
+    )
 
 
 def fit(
@@ -219,7 +218,8 @@ def _train_step(
         loss = loss_fn(out, yb)
     except NonFiniteError:  # the model's outputs themselves overflowed
         loss = float("nan")
-    _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+    if not math.isfinite(loss):
+        _raise_diverged(loss, epoch, batch, opt.param_groups[0]["lr"])
     model.backward(loss_fn.backward(), input_grad=False)
     opt.step()
     return loss, out
