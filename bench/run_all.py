@@ -22,10 +22,28 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 NOTES = """
-Notes on reading them: the MLP runs pin NumPy's BLAS and torch to one thread. On a 2-core
-machine OpenBLAS with 2 threads spin-waits whenever anything else uses a core (an MLP epoch
-went from 0.4 s to over 100 s in one measurement); at these matrix sizes one thread is as
-fast on a quiet machine and never pathological on a busy one.
+Notes on reading them:
+
+- Threads: `chainrule train` picks its BLAS thread count once per run (`chainrule.threads`):
+  one thread unless the model's largest GEMM has at least 50 M multiply-adds *and* a second
+  core is idle (the 1-minute load average). The gemm section below is the evidence: the MLP's
+  products (≤ 13 M multiply-adds) gain nothing from a second thread, the CNN's convolutions
+  (up to 462 M) gain up to 1.9×, and on a 2-core machine whose other core is busy OpenBLAS
+  threads spin-wait, so two threads can make a product 10-100× slower. The MLP benches pin one
+  thread; the CNN bench uses two (like PyTorch, same threads).
+- `mlp_epoch_b64_numpy` compares with a NumPy loop of the same maths written with the same
+  care that also reports each batch's loss and accuracy (as `fit` does);
+  `mlp_epoch_b64_numpy_bare` with the floor below it, which reports nothing and consumes its
+  gradients in place (a library cannot: `p.grad` must survive `opt.step()`).
+"""
+
+WHERE_THE_REST_GOES = """
+Where the rest goes: the mlp section's last table splits one chainrule step (batch 64, one
+thread) into its phases next to the same five GEMMs timed alone; everything outside the
+GEMMs is memory-bound NumPy work on small arrays (gathering the shuffled batch, the bias
+adds and ReLU, the softmax over 10 columns, the SGD update reading and writing each weight)
+plus a few µs of Python per layer. For the CNN, `python bench/bench_cnn.py --profile` lists
+the hot spots outside its GEMMs: im2col/col2im copies, max-pooling, ReLU and the dropout mask.
 """
 
 BENCHES = {
@@ -35,11 +53,18 @@ BENCHES = {
         ["--threads", "1"],
         ["--samples", "20000", "--repeat", "2", "--threads", "1"],
     ),
+    "gemm": ("bench_gemm.py", [], ["--repeat", "2", "--size", "1024"]),
     "scalar": ("bench_scalar.py", [], ["--repeats", "3", "--chain-n", "200000"]),
     "cnn": ("bench_cnn.py", [], ["--images", "2000", "--rounds", "1"]),
+    "activations": ("bench_activations.py", [], ["--repeat", "2"]),
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
-    "cli": ("bench_cli.py", [], ["--epochs", "3", "--images", "2000", "--repeat", "1"]),
+    "cli": ("bench_cli.py", [], ["--epochs", "3", "--repeat", "1", "--images", "2000"]),
+    "mpi": ("bench_mpi.py", [], []),
 }
+
+# `ratio <name> <value>`: the name may hold spaces ("gelu / relu"); the value is a number or
+# n/a, possibly followed by a comment
+RATIO = re.compile(r"^ratio (.+?) (n/a|[-+0-9.eE]+)(?:\s|$)", re.M)
 
 
 def run(name: str, quick: bool) -> tuple[str, dict[str, float | None]]:
@@ -53,9 +78,66 @@ def run(name: str, quick: bool) -> tuple[str, dict[str, float | None]]:
     out = proc.stdout + (f"\n[stderr]\n{proc.stderr[-2000:]}" if proc.returncode else "")
     print(out, flush=True)
     ratios = {}
-    for m in re.finditer(r"^ratio (\S+) (\S+)", proc.stdout, re.M):
-        ratios[m.group(1)] = None if m.group(2) == "n/a" else float(m.group(2))
+    for m in RATIO.finditer(proc.stdout):
+        name = m.group(1).replace(" / ", "_vs_").replace(" ", "_")
+        ratios[name] = None if m.group(2) == "n/a" else float(m.group(2))
     return out, ratios
+
+
+# float32 flops of one CNN training image (default `cnn()`, 28×28 digits): the forward GEMMs'
+# multiply-adds per image are conv1 32·9·784, conv2 64·288·196, dense 3136·128 and 128·10;
+# backward costs two more of each (dW and dX), except conv1, which needs no dX. Flops = 2·MACs.
+CNN_FORWARD_MACS = (32 * 9 * 784, 64 * 288 * 196, 3136 * 128, 128 * 10)
+CNN_FLOPS_PER_IMAGE = 2 * (3 * sum(CNN_FORWARD_MACS) - CNN_FORWARD_MACS[0])
+
+
+def figures(text: str) -> dict[str, float]:
+    """The `figure <name> <value>` lines of a benchmark's output."""
+    return {m[1]: float(m[2]) for m in re.finditer(r"^figure (\S+) (\S+)", text, re.M)}
+
+
+def efficiency(outputs: dict[str, str]) -> list[str]:
+    """Markdown: the MLP's and the CNN's GFLOP/s against the measured GEMM peak at 1 and 2
+    threads, and how much of each epoch the GEMMs alone would take at measured speeds."""
+    fig = figures(outputs.get("gemm", "")) | figures(outputs.get("mlp", ""))
+    peak = {t: fig.get(f"gemm_peak_gflops_{t}t") for t in (1, 2)}
+    rows = []
+    if "mlp_b64_epoch_s" in fig:
+        epoch, steps = fig["mlp_b64_epoch_s"], fig["mlp_b64_steps"]
+        floor = fig.get("gemm_step_ms_mlp_b64_1t", float("nan")) * steps / 1e3
+        rows.append(("MLP 784-128-10, batch 64, one epoch of the bench", 1,
+                     fig["mlp_b64_gflops"], epoch, floor))
+    cnn = re.search(r"^chainrule\s+([\d.]+)\s+([\d,]+)", outputs.get("cnn", ""), re.M)
+    if cnn:
+        epoch, rate = float(cnn[1]), float(cnn[2].replace(",", ""))
+        images = rate * epoch
+        floor = fig.get("gemm_step_ms_cnn_b128_2t", float("nan")) * images / 128 / 1e3
+        rows.append(("CNN (default `cnn()`), batch 128, one epoch of the bench", 2,
+                     rate * CNN_FLOPS_PER_IMAGE / 1e9, epoch, floor))
+    if not rows:
+        return []
+
+    def pct(value: float, of: float | None) -> str:
+        return f"{value / of:.0%}" if of else "n/a"
+
+    lines = [
+        "## Efficiency: achieved GFLOP/s against the GEMM peak",
+        "",
+        f"Measured float32 GEMM peak (bench_gemm.py, 2048³): {peak[1] or 'n/a'} GFLOP/s at one "
+        f"thread, {peak[2] or 'n/a'} at two. The CNN does {CNN_FLOPS_PER_IMAGE / 1e6:.1f} MFLOP "
+        "per training image (forward GEMMs from the layer geometry, ×3 for forward + backward, "
+        "conv1 without dX).",
+        "",
+        "| workload | threads | GFLOP/s | of the 1-thread peak | of the 2-thread peak "
+        "| epoch s | its GEMMs alone s | rest |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, threads, gflops, epoch, floor in rows:
+        lines.append(
+            f"| {name} | {threads} | {gflops:.1f} | {pct(gflops, peak[1])} | "
+            f"{pct(gflops, peak[2])} | {epoch:.2f} | {floor:.2f} | {pct(epoch - floor, epoch)} |"
+        )
+    return [*lines, "", *WHERE_THE_REST_GOES.strip().splitlines(), ""]
 
 
 def bar_chart(ratios: dict[str, float | None], path: Path) -> None:
@@ -108,6 +190,7 @@ def main(argv=None) -> int:
         *NOTES.splitlines(),
         f"![ratios](img/{img.name})",
         "",
+        *efficiency(outputs),
     ]
     for name, text in outputs.items():
         lines += [f"## {name}", "", "```", text.strip(), "```", ""]
