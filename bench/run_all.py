@@ -25,12 +25,13 @@ NOTES = """
 Notes on reading them:
 
 - Threads: `chainrule train` picks its BLAS thread count once per run (`chainrule.threads`):
-  one thread unless the model's largest GEMM has at least 50 M multiply-adds *and* a second
-  core is idle (the 1-minute load average). The gemm section below is the evidence: the MLP's
-  products (≤ 13 M multiply-adds) gain nothing from a second thread, the CNN's convolutions
-  (up to 462 M) gain up to 1.9×, and on a 2-core machine whose other core is busy OpenBLAS
-  threads spin-wait, so two threads can make a product 10-100× slower. The MLP benches pin one
-  thread; the CNN bench uses two (like PyTorch, same threads).
+  one thread when the model's largest GEMM has fewer than 50 M multiply-adds (every MLP the
+  CLI builds), else the cores idle when training starts (the CNN). The gemm section is the
+  evidence: on a quiet machine a second thread speeds the MLP's big product up 1.7× and the
+  CNN's 1.9×, but when another program keeps the other core busy, OpenBLAS threads spin-wait
+  and two threads make every product 2-100× slower; and a product split over two threads
+  may round differently, so a load-dependent choice would make the MLP's weights depend on
+  the machine's load. The MLP benches pin one thread; the CNN bench uses two (as PyTorch).
 - `mlp_epoch_b64_numpy` compares with a NumPy loop of the same maths written with the same
   care that also reports each batch's loss and accuracy (as `fit` does);
   `mlp_epoch_b64_numpy_bare` with the floor below it, which reports nothing and consumes its

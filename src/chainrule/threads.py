@@ -1,13 +1,17 @@
 """How many BLAS threads a training run should use.
 
-A second thread splits each matrix product in two, which pays only when the product is big
-enough to outweigh the hand-over: measured with `bench/bench_gemm.py` on a 2-core machine,
-the MLP's products (64×784 by 784×128: 6.4 M multiply-adds) run no faster on two threads,
-while the CNN's largest convolution (64×288 by 288×25088: 462 M) runs about 1.9× faster.
-OpenBLAS threads also spin while they wait for each other, so a second thread on a core that
-another program keeps busy makes every product several times slower (up to 100× measured).
-Hence the policy, decided once per run: one thread unless the model's largest product is
-big *and* the machine has a second core to spare.
+Measured with `bench/bench_gemm.py` on a quiet 2-core machine, a second OpenBLAS thread makes
+big products up to 1.9× faster (the CNN's convolutions, 462 M multiply-adds) and the MLP's
+64×784 by 784×128 product (6.4 M) 1.7× faster; products below about 1 M multiply-adds stay on
+one thread inside OpenBLAS anyway. But OpenBLAS threads spin while they wait for each other,
+so when another program keeps the second core busy, two threads make every product 2–100×
+slower than one (measured on this shared machine, every shape). And a product split between
+two threads may round differently (64×784 by 784×128 does), so a thread count that followed
+the machine's load would make `chainrule train`'s weights depend on it.
+
+Hence the policy, decided once per run: products below PARALLEL_MIN_MACS (every MLP the CLI
+builds) keep one thread: never slower than one thread, and the same seed gives the same
+weights. Bigger ones (the CNN) take the cores that are idle when training starts.
 
     with threadpool_limits(threads_for(model, (28, 28), batch_size), user_api="blas"):
         fit(...)
@@ -16,28 +20,44 @@ big *and* the machine has a second core to spare.
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
 from .module import Module
 
-# The largest GEMM (multiply-adds m·k·n) a run must have before it uses more threads; from
-# bench/bench_gemm.py (docs/benchmarks.md): below it a second thread gains nothing.
+# The largest GEMM (multiply-adds m·k·n) a run needs before it may use more threads.
 PARALLEL_MIN_MACS = 50_000_000
 
 
-def free_cores() -> int:
-    """The cores this process may use minus those busy with other work (the 1-minute load
-    average, rounded), at least 1; all of them where the load average is unknown."""
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) clock ticks of all CPUs since boot, from /proc/stat (Linux), else None."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait; user … steal
+
+
+def free_cores(sample: float = 0.1) -> int:
+    """How many of this process's cores are idle now, at least 1: measured from /proc/stat
+    over `sample` seconds on Linux, else from the 1-minute load average (which lags), else
+    all of them."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
+    before = _cpu_times()
+    if before is not None:
+        time.sleep(sample)
+        after = _cpu_times()
+        busy = 1 - (after[0] - before[0]) / max(after[1] - before[1], 1)
+        return max(1, min(cores, round(cores - busy * (os.cpu_count() or cores))))
     try:
-        load = os.getloadavg()[0]
+        return max(1, min(cores, round(cores - os.getloadavg()[0])))
     except (AttributeError, OSError):  # Windows
         return cores
-    return max(1, min(cores, round(cores - load)))
 
 
 def threads_for_macs(macs: int, max_threads: int = 2) -> int:
@@ -72,9 +92,9 @@ def layer_macs(model: Module, input_shape: tuple[int, ...], batch_size: int) -> 
 def threads_for(
     model: Module, input_shape: tuple[int, ...], batch_size: int, max_threads: int | None = None
 ) -> int:
-    """A run's BLAS thread count, from the model's largest GEMM at this batch size; at most
-    `max_threads` (default: the cores not busy right now, see `free_cores`)."""
-    if max_threads is None:
-        max_threads = free_cores()
-    return threads_for_macs(max(layer_macs(model, input_shape, batch_size), default=0),
-                            max_threads)
+    """A run's BLAS thread count: 1 when the model's largest GEMM at this batch size is below
+    PARALLEL_MIN_MACS, else `max_threads` (default: the cores idle now, see `free_cores`)."""
+    macs = max(layer_macs(model, input_shape, batch_size), default=0)
+    if macs < PARALLEL_MIN_MACS:
+        return 1
+    return threads_for_macs(macs, free_cores() if max_threads is None else max_threads)

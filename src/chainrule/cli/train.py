@@ -157,8 +157,8 @@ def open_run(args):
 
 
 def run_threads(run) -> int:
-    """BLAS threads for this run: 1 for the MLP's small products, 2 for the CNN's on an
-    otherwise idle 2-core machine (chainrule.threads explains the measured policy)."""
+    """BLAS threads for this run: 1 for an MLP's products, the idle cores for the CNN's
+    (`chainrule.threads` holds the rule and the measurements behind it)."""
     from ..threads import threads_for
     from .run import IMAGE_SHAPE
 
