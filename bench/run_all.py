@@ -78,11 +78,22 @@ def run(name: str, quick: bool) -> tuple[str, dict[str, float | None]]:
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     out = proc.stdout + (f"\n[stderr]\n{proc.stderr[-2000:]}" if proc.returncode else "")
     print(out, flush=True)
+    return out, parse_ratios(proc.stdout)
+
+
+def parse_ratios(text: str) -> dict[str, float | None]:
+    """{name: value} of the `ratio <name> <value>` lines in a benchmark's output."""
     ratios = {}
-    for m in RATIO.finditer(proc.stdout):
+    for m in RATIO.finditer(text):
         name = m.group(1).replace(" / ", "_vs_").replace(" ", "_")
         ratios[name] = None if m.group(2) == "n/a" else float(m.group(2))
-    return out, ratios
+    return ratios
+
+
+def previous_outputs(page: Path) -> dict[str, str]:
+    """{benchmark: its output} from the ``` blocks under the `## name` headings of `page`."""
+    found = re.finditer(r"^## (\S+)\n\n```\n(.*?)\n```", page.read_text(), re.M | re.S)
+    return {m[1]: m[2] for m in found if m[1] in BENCHES}
 
 
 # float32 flops of one CNN training image (default `cnn()`, 28×28 digits): the forward GEMMs'
@@ -167,12 +178,18 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", nargs="*", choices=sorted(BENCHES))
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--keep-others", action="store_true",
+                        help="with --only: keep the other benchmarks' sections of --out as "
+                        "they are (re-run some, rewrite the page around them)")  # fmt: skip
     args = parser.parse_args(argv)
-    outputs, ratios = {}, {}
-    for name in args.only or BENCHES:
-        outputs[name], found = run(name, args.quick)
-        ratios.update(found)
     out = Path(args.out)
+    outputs = previous_outputs(out) if args.keep_others and out.exists() else {}
+    for name in args.only or BENCHES:
+        outputs[name], _ = run(name, args.quick)
+    outputs = {name: outputs[name] for name in BENCHES if name in outputs}  # page order
+    ratios = {}
+    for text in outputs.values():
+        ratios.update(parse_ratios(text))
     img = out.parent / "img" / "benchmarks.png"
     img.parent.mkdir(parents=True, exist_ok=True)
     bar_chart(ratios, img)
