@@ -82,11 +82,12 @@ def evaluate(
     return float(loss_fn(logits, y)), accuracy(logits, y)
 
 
-def _raise_diverged(loss: float, epoch: int, batch: int, lr: float) -> None:
-    raise TrainingDiverged(
-        f"loss became {loss} at epoch {epoch}, batch {batch}: the step size is too large "
-        f"for this model; try a smaller learning rate (now {lr:g}, e.g. --lr {lr / 10:g})"
-    )
+def _check_finite_loss(loss: float, epoch: int, batch: int, lr: float) -> None:
+    if not math.isfinite(loss):
+        raise TrainingDiverged(
+            f"loss became {loss} at epoch {epoch}, batch {batch}: the step size is too large "
+            f"for this model; try a smaller learning rate (now {lr:g}, e.g. --lr {lr / 10:g})"
+        )
 
 
 def fit(
@@ -164,7 +165,7 @@ class _Totals:
         self.loss += loss * rows
         self.count += rows
         if classification:
-            self.correct += int(np.count_nonzero(out.argmax(axis=1) == _labels(yb)))
+            self.correct += int(np.sum(out.argmax(axis=1) == _labels(yb)))
 
 
 @dataclass
@@ -220,8 +221,7 @@ def _train_step(
         loss = loss_fn(out, yb)
     except NonFiniteError:  # the model's outputs themselves overflowed
         loss = float("nan")
-    if not math.isfinite(loss):
-        _raise_diverged(loss, epoch, batch, opt.param_groups[0]["lr"])
+    _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
     model.backward(loss_fn.backward(), input_grad=False)
     opt.step()
     return loss, out

@@ -130,6 +130,16 @@ def train_config(args):
     return cfg
 
 
+def run_threads(run) -> int:
+    """BLAS threads for this run: 1 for an MLP's products, the idle cores for the CNN's
+    (`chainrule.threads` holds the rule and the measurements behind it)."""
+    from ..threads import threads_for
+    from .run import IMAGE_SHAPE
+
+    n_train = len(run.data[0][0])
+    return threads_for(run.model, IMAGE_SHAPE, min(run.cfg.batch_size or n_train, n_train))
+
+
 def default_out() -> Path:
     base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out, k = base, 1
@@ -154,16 +164,6 @@ def open_run(args):
         _say(args, f"{run.model_path}: training already finished "
              f"({run.epochs_done} epochs); re-evaluating. Pass --epochs N to train longer.")
     return run
-
-
-def run_threads(run) -> int:
-    """BLAS threads for this run: 1 for an MLP's products, the idle cores for the CNN's
-    (`chainrule.threads` holds the rule and the measurements behind it)."""
-    from ..threads import threads_for
-    from .run import IMAGE_SHAPE
-
-    n_train = len(run.data[0][0])
-    return threads_for(run.model, IMAGE_SHAPE, min(run.cfg.batch_size or n_train, n_train))
 
 
 def cmd_train(args) -> int:
