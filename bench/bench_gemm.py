@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import blas_info, ratio_line, reexec_without_openblas_overrides, table  # noqa: E402
 
-from chainrule.threads import free_cores, threads_for_macs  # noqa: E402
+from chainrule.threads import PARALLEL_MIN_MACS, free_cores, threads_for_macs  # noqa: E402
 
 
 def workload_gemms() -> dict[str, list[tuple[str, int, int, int]]]:
@@ -99,6 +99,38 @@ def measure(m: int, k: int, n: int, repeat: int) -> dict[int, float]:
     return times
 
 
+def cnn_layer_times(threads: int, batch: int = 128, repeat: int = 5) -> list[tuple]:
+    """(layer, forward ms, backward ms) of one training step of the default `cnn()` on a
+    random batch, best of `repeat`: where a CNN step goes besides its GEMMs. As in `fit`,
+    backward stops at the first convolution, which skips its input gradient."""
+    from threadpoolctl import threadpool_limits
+
+    import chainrule as cr
+
+    model = cr.models.cnn(seed=0)
+    x = np.random.default_rng(0).random((batch, 28, 28), dtype=np.float32)
+    rows = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        outs = [x]
+        for layer in model.layers:
+            outs.append(layer(outs[-1]))
+        first = next(i for i, layer in enumerate(model.layers) if layer.parameters())
+        grads = {len(model.layers) - 1: np.ones_like(outs[-1])}  # dL/d(output of layer i)
+        for i in range(len(model.layers) - 1, first, -1):
+            grads[i - 1] = model.layers[i].backward(grads[i])
+        for i, layer in enumerate(model.layers):
+            fwd = bwd = float("inf")
+            for _ in range(repeat):
+                start = time.perf_counter()
+                layer(outs[i])
+                mid = time.perf_counter()
+                if i >= first:
+                    layer.backward(grads[i], input_grad=i > first)
+                fwd, bwd = min(fwd, mid - start), min(bwd, time.perf_counter() - mid)
+            rows.append((f"{i}: {type(layer).__name__}", fwd * 1e3, bwd * 1e3))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     reexec_without_openblas_overrides()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,6 +167,15 @@ def main(argv: list[str] | None = None) -> int:
         key = workload.replace(" ", "_")
         figures += [f"figure gemm_step_ms_{key}_{t}t {total[t] * 1e3:.3f}" for t in (1, 2)]
     print(table(rows, ("GEMM", "m×k×n", "GFLOP/s 1t", "GFLOP/s 2t", "speed-up 2t", "policy")))
+    cnn_threads = threads_for_macs(PARALLEL_MIN_MACS, spare)
+    layers = cnn_layer_times(cnn_threads)
+    total = sum(f + b for _, f, b in layers)
+    print(f"\nwhere a CNN training step goes (batch 128, {cnn_threads} thread(s), ms, best of 5;"
+          " the GEMMs are inside Conv2D and Dense):")
+    print(table([(name, f"{f:.2f}", f"{b:.2f}", f"{(f + b) / total:.0%}")
+                 for name, f, b in layers] + [("total", "", f"{total:.2f}", "")],
+                ("layer", "forward", "backward", "share")))  # fmt: skip
+    print(f"figure cnn_step_ms_{cnn_threads}t {total:.2f}")
     print("\n".join(figures))
     print(ratio_line("thread_policy_vs_1t", spent["policy"], spent["1t"]))
     print(ratio_line("thread_policy_vs_best", spent["policy"], spent["best"]))

@@ -43,8 +43,10 @@ Where the rest goes: the mlp section's last table splits one chainrule step (bat
 thread) into its phases next to the same five GEMMs timed alone; everything outside the
 GEMMs is memory-bound NumPy work on small arrays (gathering the shuffled batch, the bias
 adds and ReLU, the softmax over 10 columns, the SGD update reading and writing each weight)
-plus a few µs of Python per layer. For the CNN, `python bench/bench_cnn.py --profile` lists
-the hot spots outside its GEMMs: im2col/col2im copies, max-pooling, ReLU and the dropout mask.
+plus a few µs of Python per layer. For the CNN, the gemm section's last table times each
+layer's forward and backward in one training step: the convolutions' time beyond their GEMMs
+is im2col/col2im (copying every input pixel to nine columns and adding them back), the rest
+max-pooling, ReLU and dropout; `python bench/bench_cnn.py --profile` gives the full profile.
 """
 
 BENCHES = {
@@ -206,6 +208,7 @@ def main(argv=None) -> int:
         *[f"| `{k}` | {'n/a' if v is None else f'{v:.3f}'} |" for k, v in ratios.items()],
         "",
         *NOTES.splitlines(),
+        "",
         f"![ratios](img/{img.name})",
         "",
         *efficiency(outputs),
