@@ -62,7 +62,7 @@ BENCHES = {
     "activations": ("bench_activations.py", [], ["--repeat", "2"]),
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
     "cli": ("bench_cli.py", [], ["--epochs", "3", "--repeat", "1", "--images", "2000"]),
-    "mpi": ("bench_mpi.py", [], []),
+    "mpi": ("bench_mpi.py", [], ["--images", "2000", "--rounds", "1"]),
 }
 
 # `ratio <name> <value>`: the name may hold spaces ("gelu / relu"); the value is a number or
