@@ -10,7 +10,9 @@ faster than the peer; for inference the ratio is of times too, so below 1 = more
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -45,8 +47,16 @@ def chainrule_epoch(x, y, batch_size):
     )
 
 
-def numpy_epoch(x, y, batch_size):
-    """The same maths written as one plain loop: the floor a library can hope to reach."""
+def numpy_epoch(x, y, batch_size, bare: bool = False):
+    """The same maths written as one plain loop, with the care a library should take too:
+    the same float32 data and shuffling (a fresh permutation per epoch, fancy-indexed
+    batches), the softmax computed once, in-place where it changes nothing else. Like `fit`
+    it sums each batch's loss and correct predictions (the epoch's History numbers) and
+    leaves the gradients intact after the update.
+
+    `bare=True` is the floor below that: nothing reported, and the update consumes the
+    gradients in place (`g *= lr; W -= g`), which a library cannot do: its users read
+    `p.grad` after `opt.step()` (PyTorch's contract too)."""
     rng = np.random.default_rng(0)
     W1 = (rng.standard_normal((HIDDEN, IN)) * 0.05).astype(np.float32)
     W2 = (rng.standard_normal((OUT, HIDDEN)) * 0.05).astype(np.float32)
@@ -54,9 +64,12 @@ def numpy_epoch(x, y, batch_size):
 
     def run():
         perm = rng.permutation(len(x))
+        total_loss, correct = 0.0, 0
         for s in range(0, len(x), batch_size):
             idx = perm[s : s + batch_size]
             xb, yb = x[idx], y[idx]
+            n = len(yb)
+            rows = np.arange(n)
             h = xb @ W1.T
             h += b1
             a = np.maximum(h, 0)
@@ -64,19 +77,30 @@ def numpy_epoch(x, y, batch_size):
             z += b2
             z -= z.max(axis=1, keepdims=True)
             p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
-            p[np.arange(len(yb)), yb] -= 1
-            p /= len(yb)
+            total = p.sum(axis=1, keepdims=True)
+            p /= total
+            if not bare:  # mean loss −log p[y] = log Σ e^z − z[y]; accuracy
+                total_loss += float(np.log(total).sum()) - float(z[rows, yb].sum())
+                correct += int(np.count_nonzero(p.argmax(axis=1) == yb))
+            p[rows, yb] -= 1
+            p /= n
             gW2, gb2 = p.T @ a, p.sum(0)
             da = p @ W2
             da *= h > 0
             gW1, gb1 = da.T @ xb, da.sum(0)
-            W1[...] -= LR * gW1
-            b1[...] -= LR * gb1
-            W2[...] -= LR * gW2
-            b2[...] -= LR * gb2
+            for param, grad in ((W1, gW1), (b1, gb1), (W2, gW2), (b2, gb2)):
+                if bare:
+                    grad *= LR
+                    param -= grad
+                else:
+                    param -= LR * grad
+        return total_loss / len(x), correct / len(x)
 
     return run
+
+
+def bare_numpy_epoch(x, y, batch_size):
+    return numpy_epoch(x, y, batch_size, bare=True)
 
 
 def torch_epoch(x, y, batch_size):
@@ -156,6 +180,74 @@ def mlp_epoch_flops(n: int) -> float:
     return 2.0 * n * (forward + backward)
 
 
+def interleaved(runs: dict, repeat: int) -> dict[str, tuple[float, float]]:
+    """{name: (best, median) seconds}, the implementations taking turns run by run, so a busy
+    neighbour on a shared machine slows all of them alike rather than whichever ran then."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
+
+
+def step_phases(x, y, batch_size: int, repeat: int = 3) -> list[tuple[str, float]]:
+    """Where one chainrule training step goes: µs per step of each phase of `fit`'s step
+    (best epoch of `repeat`), and of the step's GEMMs alone on the same shapes."""
+    from chainrule.batching import batches
+
+    model = cr.Sequential(cr.Dense(IN, HIDDEN, seed=0), cr.ReLU(), cr.Dense(HIDDEN, OUT, seed=1))
+    opt = cr.optim.SGD(model.parameters(), lr=LR)
+    loss_fn = cr.SoftmaxCrossEntropy()
+    rng = np.random.default_rng(0)
+    names = ["gather the batch", "forward", "loss (softmax, CE)", "loss backward",
+             "backward", "SGD update", "accuracy, history"]  # fmt: skip
+    best = dict.fromkeys(names, float("inf"))
+    clock = time.perf_counter
+    for _ in range(repeat):
+        spent = dict.fromkeys(names, 0.0)
+        t0 = clock()
+        for xb, yb in batches(x, y, batch_size, rng):
+            t1 = clock()
+            opt.zero_grad()
+            out = model(xb)
+            t2 = clock()
+            loss = loss_fn(out, yb)
+            t3 = clock()
+            g = loss_fn.backward()
+            t4 = clock()
+            model.backward(g, input_grad=False)
+            t5 = clock()
+            opt.step()
+            t6 = clock()
+            int(np.count_nonzero(out.argmax(axis=1) == yb)) + float(loss)
+            t7 = clock()
+            for name, dt in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
+                                        t6 - t5, t7 - t6)):  # fmt: skip
+                spent[name] += dt
+            t0 = clock()
+        for name in names:
+            best[name] = min(best[name], spent[name])
+    steps = -(-len(x) // batch_size)
+    rows = [(name, best[name] / steps * 1e6) for name in names]
+    return rows + [("(all GEMMs alone, same shapes)", gemm_step_seconds(batch_size) * 1e6)]
+
+
+def gemm_step_seconds(b: int, repeat: int = 200) -> float:
+    """Seconds of one step's five GEMMs alone: X·W1ᵀ, A·W2ᵀ, dW2 = Gᵀ·A, dA = G·W2, dW1."""
+    rng = np.random.default_rng(0)
+    x, a = rng.random((b, IN), dtype=np.float32), rng.random((b, HIDDEN), dtype=np.float32)
+    g, w1 = rng.random((b, OUT), dtype=np.float32), rng.random((HIDDEN, IN), dtype=np.float32)
+    w2, da = rng.random((OUT, HIDDEN), dtype=np.float32), rng.random((b, HIDDEN), dtype=np.float32)
+
+    def step():
+        x @ w1.T, a @ w2.T, g.T @ a, g @ w2, da.T @ x
+
+    step()
+    return best_of(lambda: [step() for _ in range(repeat)], 3)[0] / repeat
+
+
 def optional(make, *args):
     try:
         return make(*args)
@@ -178,18 +270,24 @@ def main(argv=None) -> int:
         print(f"BLAS: {blas_info()}; threads: {args.threads}; samples: {args.samples}")
         peak = gemm_gflops()
         for bs in (int(b) for b in args.batch_sizes.split(",")):
-            times = {}
+            runs = {}
             for name, make in [
                 ("chainrule", chainrule_epoch),
                 ("numpy loop", numpy_epoch),
+                ("numpy bare", bare_numpy_epoch),
                 ("pytorch", torch_epoch),
                 ("scikit-learn", sklearn_epoch),
             ]:
                 run = optional(make, x, y, bs)
                 if run is not None:
                     run()  # warm-up: allocations, thread pools, first-touch pages
-                    times[name] = best_of(run, args.repeat)
+                    runs[name] = run
+            times = interleaved(runs, args.repeat)
             ours = times["chainrule"][0]
+            steps = -(-args.samples // bs)
+            print(f"figure mlp_b{bs}_epoch_s {ours:.4f}")
+            print(f"figure mlp_b{bs}_steps {steps}")
+            print(f"figure mlp_b{bs}_gflops {mlp_epoch_flops(args.samples) / ours / 1e9:.2f}")
             for name, (best, median) in times.items():
                 gflops = mlp_epoch_flops(args.samples) / best / 1e9
                 rows.append(
@@ -205,11 +303,13 @@ def main(argv=None) -> int:
             for peer, key in [
                 ("pytorch", "torch"),
                 ("numpy loop", "numpy"),
+                ("numpy bare", "numpy_bare"),
                 ("scikit-learn", "sklearn"),
             ]:
                 ratios.append(
                     ratio_line(f"mlp_epoch_b{bs}_{key}", ours, times.get(peer, (None,))[0])
                 )
+        phases = step_phases(x, y, 64)
         pair = optional(inference, x)
         if pair is not None:
             ours_fn, theirs_fn = pair
@@ -259,6 +359,11 @@ def main(argv=None) -> int:
         f"{mlp:.1f} GFLOP/s = {mlp / peak:.0%} of it"
     )
     print(f"gemm_peak_gflops {peak:.1f}")
+    total = sum(us for name, us in phases if not name.startswith("("))
+    print("\nwhere a chainrule step goes (batch 64, µs per step, best epoch of 3):")
+    print(table([(name, f"{us:.1f}", f"{us / total:.0%}") for name, us in phases],
+                ("phase", "µs/step", "share")))  # fmt: skip
+    print(f"figure mlp_b64_step_us {total:.1f}")
     print("\n".join(ratios))
     return 0
 

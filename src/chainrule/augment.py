@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 
 class RandomShift:
@@ -101,18 +102,19 @@ class RandomShift:
 def shift_batch(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """Move image i by `shifts[i] = (dy, dx)` whole pixels (down, right), filling with 0.
 
-    One padded copy and one fancy-index gather for the whole batch: output pixel (r, c) of
-    image i reads padded[i, r − dy + p, c − dx + p], p = max |shift|.
+    One zero-padded copy of the batch; every H×W window of it is a shifted image (a strided
+    view, nothing copied), and one gather picks image i's window at offset (p − dy, p − dx),
+    p = max |shift|: output pixel (r, c) reads padded[i, r − dy + p, c − dx + p].
     """
     n, h, w = images.shape
     shifts = np.asarray(shifts, dtype=np.int64)
     p = int(np.abs(shifts).max()) if shifts.size else 0
     if p == 0:
         return images.copy()
-    padded = np.pad(images, ((0, 0), (p, p), (p, p)))
-    rows = np.arange(h)[None, :] - shifts[:, :1] + p  # (n, h)
-    cols = np.arange(w)[None, :] - shifts[:, 1:] + p  # (n, w)
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    padded = np.zeros((n, h + 2 * p, w + 2 * p), images.dtype)
+    padded[:, p : p + h, p : p + w] = images
+    windows = sliding_window_view(padded, (h, w), axis=(1, 2))  # (n, 2p+1, 2p+1, h, w)
+    return windows[np.arange(n), p - shifts[:, 0], p - shifts[:, 1]]
 
 
 def affine_batch(images: np.ndarray, angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:

@@ -85,7 +85,8 @@ class Dense(Module):
                 f"Dense({self.in_features}, {self.out_features}).backward: expected grad of "
                 f"shape ({x.shape[0]}, {self.out_features}), got {tuple(grad_out.shape)}"
             )
-        grad_out = grad_out.astype(self.dtype, copy=False)  # compute in the layer's dtype
+        if grad_out.dtype != self.dtype:
+            grad_out = grad_out.astype(self.dtype)  # compute in the layer's dtype
         self.weight.add_matmul(grad_out.T, x)
         if self.bias is not None:
             self.bias.add_sum(grad_out, axis=0)
@@ -201,7 +202,7 @@ class Sequential(Module):
 
     def _first_trainable(self) -> int:
         for i, layer in enumerate(self.layers):
-            if layer.parameters():
+            if next(layer._all_named_parameters(""), None) is not None:  # stops at the first
                 return i
         return len(self.layers)
 

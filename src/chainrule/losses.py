@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .activations import log_softmax, sigmoid
+from .activations import sigmoid
 
 REDUCTIONS = ("mean", "sum")
 
@@ -29,7 +29,7 @@ class NonFiniteError(ValueError):
 
 
 def _check_finite(name: str, what: str, array: np.ndarray) -> None:
-    if not np.all(np.isfinite(array)):
+    if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise NonFiniteError(
             f"{name}: {what} contains {bad} NaN/inf value(s); check the data or lower the "
@@ -41,7 +41,7 @@ def check_labels(name: str, labels: np.ndarray, n: int, num_classes: int) -> np.
     """Validate integer class labels (n,) against n predictions and C classes."""
     if labels.shape != (n,):
         raise ValueError(f"{name}: got {n} predictions but labels of shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
+    if labels.dtype.kind not in "iu":  # signed or unsigned integers
         if not np.all(np.mod(labels, 1) == 0):
             raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
         labels = labels.astype(np.int64)
@@ -79,7 +79,9 @@ class Loss:
         return self.forward(pred, target)
 
     def _reduce(self, per_item: np.ndarray, count: int) -> float:
-        total = float(per_item.sum())
+        return self._reduce_total(float(per_item.sum()), count)
+
+    def _reduce_total(self, total: float, count: int) -> float:
         return total / count if self.reduction == "mean" else total
 
     def _scale(self, count: int) -> float:
@@ -87,7 +89,7 @@ class Loss:
 
     def _check_pred(self, pred: np.ndarray) -> np.ndarray:
         pred = np.asarray(pred)
-        if not np.issubdtype(pred.dtype, np.floating):
+        if pred.dtype.kind != "f":
             pred = pred.astype(np.float64)
         _check_finite(type(self).__name__, "the prediction", pred)
         return pred
@@ -200,26 +202,32 @@ class SoftmaxCrossEntropy(_ClassLoss):
     def forward(self, pred, target) -> float:
         z = self._check_classes(pred)
         n, num_classes = z.shape
-        log_p = log_softmax(z)
-        self._p = np.exp(log_p)
+        # softmax once, from the shifted logits s = z − max (no exp overflows); the loss reads
+        # log p = s − log Σ e^s off the same sums, so it never takes log(0)
+        shifted = z - z.max(axis=1, keepdims=True)
+        self._p = p = np.exp(shifted)
+        total = p.sum(axis=1, keepdims=True)
+        p /= total
+        log_total = np.log(total)
         target = np.asarray(target)
         if target.ndim == 1:
             # integer labels: pick log p of the true class, no one-hot matrix needed
             target = check_labels("SoftmaxCrossEntropy", target, n, num_classes)
             self._labels, self._y = target, None
-            return self._reduce(-log_p[np.arange(n), target], n)
+            picked = shifted[np.arange(n), target]
+            return self._reduce_total(float(log_total.sum()) - float(picked.sum()), n)
         y = class_targets("SoftmaxCrossEntropy", target, n, num_classes, z.dtype)
         self._labels, self._y = None, y
-        return self._reduce(-(y * log_p), n)
+        return self._reduce(-(y * (shifted - log_total)), n)
 
     def backward(self) -> np.ndarray:
         n = self._p.shape[0]
-        grad = self._p.copy()
+        scale = self._scale(n)
+        grad = self._p * scale  # (p − y)/n, built in one new array
         if self._labels is not None:
-            grad[np.arange(n), self._labels] -= 1
+            grad[np.arange(n), self._labels] -= scale
         else:
-            grad -= self._y
-        grad *= self._scale(n)
+            grad -= scale * self._y
         return grad
 
     @property

@@ -63,7 +63,7 @@ class Parameter:
     def add_sum(self, g: np.ndarray, axis: int | tuple[int, ...] = 0) -> None:
         """grad += g summed over `axis` (written straight into grad when it is zero)."""
         if self._grad_is_zero:
-            np.sum(g, axis=axis, out=self._grad)
+            g.sum(axis=axis, out=self._grad)
             self._grad_is_zero = False
         else:
             self._grad += g.sum(axis=axis)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -42,7 +42,9 @@ class History:
     batch_loss: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # a copy of each list (floats are immutable): `asdict` would deep-copy every float,
+        # which cost more than the model itself in a per-epoch checkpoint
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> History:
@@ -303,7 +305,7 @@ class _EpochLoop:
 
 def _correct(out: np.ndarray, yb, classification: bool) -> int:
     """How many rows of `out` predict their label (0 when not a classification)."""
-    return int(np.sum(out.argmax(axis=1) == _labels(yb))) if classification else 0
+    return int(np.count_nonzero(out.argmax(axis=1) == _labels(yb))) if classification else 0
 
 
 def _train_step(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import optim, viz
+from .. import optim
 from .._io import atomic_open
 from ..augment import RandomShift
 from ..distributed import Communicator
@@ -357,6 +357,8 @@ class Run:
         return {**metrics, "confusion": confusion.tolist(), "files": files}
 
     def plot(self, x_test, y_test, probs, confusion, test_accuracy) -> list[str]:
+        from .. import viz  # matplotlib: imported only when there is something to draw
+
         per_epoch = batches_per_epoch(self.cfg, len(self.data[0][0]))
         viz.plot_loss(self.history, self.out / "loss.png", per_epoch)
         viz.plot_accuracy(self.history, self.out / "accuracy.png", test_accuracy)

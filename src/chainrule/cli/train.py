@@ -130,6 +130,16 @@ def train_config(args):
     return cfg
 
 
+def run_threads(run) -> int:
+    """BLAS threads for this run: 1 for an MLP's products, the idle cores for the CNN's
+    (`chainrule.threads` holds the rule and the measurements behind it)."""
+    from ..threads import threads_for
+    from .run import IMAGE_SHAPE
+
+    n_train = len(run.data[0][0])
+    return threads_for(run.model, IMAGE_SHAPE, min(run.cfg.batch_size or n_train, n_train))
+
+
 def default_out() -> Path:
     base = Path("runs") / datetime.now().strftime("%Y%m%d-%H%M%S")
     out, k = base, 1
@@ -173,7 +183,7 @@ def cmd_train(args) -> int:
     run = open_run(args, comm)
     _say(args, run.header())
     try:
-        run.train(progress=not args.quiet, threads=1 if run.cfg.model == "mlp" else None)
+        run.train(progress=not args.quiet, threads=1 if comm.size > 1 else run_threads(run))
     except TrainingDiverged as exc:  # every rank sees the same loss: all stop here
         good = run.saved_epochs
         where = (f"the last good checkpoint (epoch {good}) is in {run.model_path}" if good

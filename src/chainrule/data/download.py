@@ -26,12 +26,9 @@ downloads at a server on 127.0.0.1. A mirror may also be a local folder or ``fil
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
 import re
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,6 +98,10 @@ def fetch_url(
     Raises `DataError` (naming the URL) on an HTTP or network error, a wrong Content-Length,
     a transfer that ends early or runs long, or a checksum mismatch; `dest` is then untouched.
     """
+    import http.client  # here, not at the top: `chainrule train` on bundled data never
+    import urllib.error  # touches the network, and these cost ~30 ms of its start-up
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..module import Parameter
-from .optimizer import Optimizer, axpy, check_lr, check_nonneg
+from .optimizer import Optimizer, check_lr, check_nonneg
 
 
 class SGD(Optimizer):
@@ -50,24 +50,17 @@ class SGD(Optimizer):
         wd, nesterov = group["weight_decay"], group["nesterov"]
         for i, (p, state) in enumerate(zip(self.params, self.state)):
             g = p.grad
-            tmp = self.scratch(i)
-            if wd:  # g = ∇L + λθ, built in the work array so p.grad stays untouched
-                np.multiply(p.data, wd, out=tmp)
-                tmp += g
-                g = tmp
+            if wd:  # g = ∇L + λθ, built in a work array so p.grad stays untouched
+                g = np.multiply(p.data, wd, out=self.scratch(i))
+                g += p.grad
             if mu:
                 buf = state.get("momentum_buffer")
                 if buf is None:
                     buf = state["momentum_buffer"] = np.array(g, copy=True)
                 else:
                     buf *= mu
-                    if damp:
-                        axpy(buf, 1 - damp, g, tmp)  # g is no longer needed (no Nesterov)
-                    else:
-                        buf += g
-                if nesterov:  # θ ← θ − lr·g − lr·μ·b
-                    axpy(p.data, -lr, g, tmp)
-                    axpy(p.data, -lr * mu, buf, tmp)
-                    continue
-                g = buf
-            axpy(p.data, -lr, g, tmp)
+                    buf += (1 - damp) * g if damp else g
+                g = g + mu * buf if nesterov else buf
+            # one temporary lr·g: measured faster than a kept work array, which costs a
+            # third weight-sized array's worth of cache traffic on every step
+            p.data -= lr * g
