@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ._threads import elementwise
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error
 
 _UNRESOLVED = object()
@@ -179,6 +180,11 @@ def relu_backward(g, x, y):
     return g * (x > 0)  # 1 where x > 0, else 0 (we take 0 at the kink)
 
 
+def _pass_where_positive(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """ReLU's backward, dL/dx = g ⊙ [x > 0], from y = max(x, 0): y > 0 exactly where x > 0."""
+    return np.multiply(g, y > 0, out=out)
+
+
 def leaky_relu_backward(g, x, y, negative_slope=0.01):
     return g * np.where(x > 0, 1.0, negative_slope).astype(g.dtype, copy=False)
 
@@ -279,7 +285,7 @@ class ReLU(Activation):
     name = "relu"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = np.maximum(as_float(x), 0)
+        y = elementwise(np.maximum, as_float(x), 0)  # np.maximum(x, 0), on the threads
         self._cache = y if keeps_cache(self) else None
         return y
 
@@ -291,8 +297,8 @@ class ReLU(Activation):
             raise ValueError(
                 f"ReLU.backward: expected grad of shape {y.shape}, got {grad_out.shape}"
             )
-        # y > 0 exactly where x > 0
-        return grad_out.astype(y.dtype, copy=False) * (y > 0)
+        return elementwise(_pass_where_positive, grad_out.astype(y.dtype, copy=False), y)
+
 
 
 class LeakyReLU(Activation):
