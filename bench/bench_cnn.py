@@ -3,10 +3,12 @@
     python bench/bench_cnn.py                  # 8,000 mnist-10k training images, batch 128
     python bench/bench_cnn.py --profile        # plus a cProfile of one chainrule epoch
 
-Both frameworks train the same network (conv 1→32 3×3 → ReLU → maxpool 2 → conv 32→64 →
-ReLU → maxpool 2 → dense 3136→128 → ReLU → dropout 0.25 → dense 128→10) with SGD + momentum
-on the same images, the same batch size and the same number of threads
-(`threadpoolctl.threadpool_limits` for NumPy's BLAS, `torch.set_num_threads` for torch).
+Both frameworks train the same network (conv 1→32 3×3 → maxpool 2 → ReLU → conv 32→64 →
+maxpool 2 → ReLU → dense 3136→128 → ReLU → dropout 0.25 → dense 128→10; pooling before ReLU
+is the same function, as max and ReLU commute) with SGD + momentum on the same images, the
+same batch size and the same number of threads (`threadpoolctl.threadpool_limits` for
+NumPy's BLAS, `chainrule.set_num_threads` for chainrule's own elementwise work,
+`torch.set_num_threads` for torch).
 
 The machine may be shared, and a busy neighbour slows whichever framework runs at that
 moment. So the two run *interleaved*: `--block` batches of chainrule, the same batches in
@@ -79,11 +81,11 @@ def torch_step(channels: tuple[int, int]):
     model = nn.Sequential(
         nn.Unflatten(1, (1, 28)),
         nn.Conv2d(1, c1, 3, padding=1),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Conv2d(c1, c2, 3, padding=1),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Flatten(),
         nn.Linear(c2 * 49, 128),
         nn.ReLU(),
@@ -145,9 +147,11 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    cr.set_num_threads(args.threads)
     x, y, what = get_data(args.images, args.synthetic)
     channels = tuple(args.channels)
     print(f"data: {what}, batch {args.batch_size}, {args.threads} threads, channels {channels}")
+    print(f"chainrule {cr.__version__}: {cr.get_num_threads()} threads for elementwise work")
     with threadpool_limits(limits=args.threads, user_api="blas"):
         print_blas()
     print(

@@ -95,9 +95,7 @@ def _get_workers() -> list[ThreadPoolExecutor]:
             pin = 0 < len(cpus) <= _num_threads
             for k in range(_num_threads):
                 init, args = (_pin, (cpus[k % len(cpus)],)) if pin else (_mark_inside, ())
-                _workers.append(
-                    ThreadPoolExecutor(1, "chainrule", initializer=init, initargs=args)
-                )
+                _workers.append(ThreadPoolExecutor(1, "chainrule", initializer=init, initargs=args))
         return _workers
 
 

@@ -30,6 +30,7 @@ def _find_scipy_erf():
         _scipy_erf = found
     return _scipy_erf
 
+
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_COEF = 0.044715
 
@@ -242,9 +243,13 @@ class Activation(Module):
 
     Integer inputs are taken as float32; backward computes in the forward input's dtype.
     In eval mode the forward keeps nothing, and backward raises.
+
+    `monotone`: f never decreases (a ≤ b ⇒ f(a) ≤ f(b)), so f commutes with a max:
+    max(f(a), f(b)) = f(max(a, b)), and a max pool may run before it, on 4× fewer values.
     """
 
     name = ""
+    monotone = False
     _cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -273,16 +278,19 @@ class Activation(Module):
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    monotone = True
 
 
 class Tanh(Activation):
     name = "tanh"
+    monotone = True
 
 
 class ReLU(Activation):
     """y = max(x, 0). Caches only the mask x > 0, which is all its backward needs."""
 
     name = "relu"
+    monotone = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y = elementwise(np.maximum, as_float(x), 0)  # np.maximum(x, 0), on the threads
@@ -300,12 +308,12 @@ class ReLU(Activation):
         return elementwise(_pass_where_positive, grad_out.astype(y.dtype, copy=False), y)
 
 
-
 class LeakyReLU(Activation):
     name = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = float(negative_slope)
+        self.monotone = self.negative_slope >= 0
 
     def _f(self, x):
         return leaky_relu(x, self.negative_slope)
@@ -332,6 +340,7 @@ class GELU(Activation):
 
 class SmeLU(Activation):
     name = "smelu"
+    monotone = True
 
     def __init__(self, beta: float = 2.0) -> None:
         if not beta > 0:
