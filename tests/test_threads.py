@@ -67,6 +67,16 @@ def test_default_and_set_get():
     assert cr.get_num_threads() == 1
 
 
+@pytest.mark.parametrize("timeout, expected", [(None, 1), ("28", 1), ("4", 2), ("oops", 1)])
+def test_default_is_two_threads_only_when_openblas_does_not_spin(monkeypatch, timeout, expected):
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 8)
+    if timeout is None:
+        monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    else:
+        monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", timeout)
+    assert _threads.default_num_threads() == expected
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])
 def test_set_num_threads_refuses_what_is_not_a_positive_int(bad):
     with pytest.raises((ValueError, TypeError)):

@@ -14,6 +14,13 @@ the workers costs ~50 µs, which `np.maximum` on 256K floats (~85 µs) barely re
 
 The policy knob is `set_num_threads(n)` (like `torch.set_num_threads`): 1 means no threads
 at all, the plain serial code path. It does not change BLAS's threads (threadpoolctl does).
+
+The default depends on BLAS. After each GEMM OpenBLAS keeps its threads spinning, by default
+for 2**28 cycles (~0.1 s), longer than the gap before the next GEMM: during training a BLAS
+thread always holds a core, and work split onto that core waits for it. Measured on 2
+cores, a CNN epoch took 3.0 s on 2 threads against 2.45 s serial with OpenBLAS's default,
+and 2.1 s on 2 threads with `OPENBLAS_THREAD_TIMEOUT=4` (its threads sleep at once). So the
+default is min(2, CPUs) when the environment sets OPENBLAS_THREAD_TIMEOUT below 20, else 1.
 """
 
 from __future__ import annotations
@@ -30,7 +37,17 @@ import numpy as np
 # 512K: 0.17 against 0.11; the break-even lies near 256K.
 MIN_PARALLEL_SIZE = 2**18
 
-_num_threads = max(1, min(2, os.cpu_count() or 1))
+
+def default_num_threads() -> int:
+    """min(2, CPUs) when OpenBLAS's threads sleep soon after a GEMM, 1 otherwise (above)."""
+    try:
+        quiet_blas = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")) < 20
+    except ValueError:
+        quiet_blas = False
+    return max(1, min(2, os.cpu_count() or 1)) if quiet_blas else 1
+
+
+_num_threads = default_num_threads()
 _workers: list[ThreadPoolExecutor] = []
 _local = threading.local()  # .inside: this thread is a worker (nested work runs serially)
 _lock = threading.Lock()
@@ -39,8 +56,9 @@ _lock = threading.Lock()
 def set_num_threads(n: int) -> None:
     """Use up to `n` threads for chainrule's elementwise and copying work (1: none at all).
 
-    The default is min(2, number of CPUs). Under MPI each rank uses 1. BLAS's own threads
-    are set apart (e.g. `threadpoolctl.threadpool_limits`).
+    The default is `default_num_threads()`: 2 (on 2+ CPUs) when OpenBLAS's threads do not
+    spin between GEMMs, else 1. Under MPI each rank uses 1. BLAS's own threads are set
+    apart (e.g. `threadpoolctl.threadpool_limits`).
     """
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"set_num_threads: n must be an int ≥ 1, got {n!r}")
