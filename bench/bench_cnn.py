@@ -3,15 +3,21 @@
     python bench/bench_cnn.py                  # 8,000 mnist-10k training images, batch 128
     python bench/bench_cnn.py --profile        # plus a cProfile of one chainrule epoch
 
-Both frameworks train the same network (conv 1→32 3×3 → ReLU → maxpool 2 → conv 32→64 →
-ReLU → maxpool 2 → dense 3136→128 → ReLU → dropout 0.25 → dense 128→10) with SGD + momentum
-on the same images, the same batch size and the same number of threads
-(`threadpoolctl.threadpool_limits` for NumPy's BLAS, `torch.set_num_threads` for torch).
+Both frameworks train the same network (conv 1→32 3×3 → maxpool 2 → ReLU → conv 32→64 →
+maxpool 2 → ReLU → dense 3136→128 → ReLU → dropout 0.25 → dense 128→10; pooling before ReLU
+is the same function, as max and ReLU commute) with SGD + momentum on the same images, the
+same batch size and the same number of threads (`threadpoolctl.threadpool_limits` for
+NumPy's BLAS, `torch.set_num_threads` for torch). chainrule's own elementwise work (ReLU,
+pooling, im2col) uses `chainrule.get_num_threads()`: 1 with OpenBLAS's default spin-waiting
+threads, 2 when they sleep after each GEMM (`OPENBLAS_THREAD_TIMEOUT=4 python bench/...`;
+see src/chainrule/_threads.py); `--elementwise-threads` overrides it.
 
 The machine may be shared, and a busy neighbour slows whichever framework runs at that
 moment. So the two run *interleaved*: `--block` batches of chainrule, the same batches in
 torch, the next block, and so on through the epoch; each framework's epoch time is the sum
-of its own batches. `--rounds` such epochs are run and the best counts. The last line is
+of its own batches (`--pause` seconds of rest after each turn let the other's spinning
+threads go to sleep first: OpenBLAS's spin ~0.1 s after each GEMM and slow torch's turn).
+`--rounds` such epochs are run and the best counts. The last line is
     ratio cnn_epoch <chainrule seconds / torch seconds>
 
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, if set, pick a slower OpenBLAS kernel than the one it
@@ -79,11 +85,11 @@ def torch_step(channels: tuple[int, int]):
     model = nn.Sequential(
         nn.Unflatten(1, (1, 28)),
         nn.Conv2d(1, c1, 3, padding=1),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Conv2d(c1, c2, 3, padding=1),
-        nn.ReLU(),
         nn.MaxPool2d(2),
+        nn.ReLU(),
         nn.Flatten(),
         nn.Linear(c2 * 49, 128),
         nn.ReLU(),
@@ -102,8 +108,11 @@ def torch_step(channels: tuple[int, int]):
     return step
 
 
-def interleaved_epoch(steps: dict, data: dict, batch_size: int, block: int) -> dict[str, float]:
-    """Seconds each framework spends on one epoch, run `block` batches at a time in turn."""
+def interleaved_epoch(
+    steps: dict, data: dict, batch_size: int, block: int, pause: float = 0.0
+) -> dict[str, float]:
+    """Seconds each framework spends on one epoch, run `block` batches at a time in turn,
+    with `pause` seconds (not counted) after each turn."""
     n = len(next(iter(data.values()))[0])
     starts = list(range(0, n, batch_size))
     spent = dict.fromkeys(steps, 0.0)
@@ -114,6 +123,7 @@ def interleaved_epoch(steps: dict, data: dict, batch_size: int, block: int) -> d
             for i in starts[b : b + block]:
                 step(x[i : i + batch_size], y[i : i + batch_size])
             spent[name] += time.perf_counter() - t0
+            time.sleep(pause)
     return spent
 
 
@@ -136,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="epochs per framework (best counts)")
     ap.add_argument("--block", type=int, default=5, help="batches per turn when interleaving")
+    ap.add_argument("--elementwise-threads", type=int, help="chainrule.set_num_threads(n)")
+    ap.add_argument("--pause", type=float, default=0.0,
+                    help="seconds between turns, so that one framework's spinning threads are "
+                         "asleep before the other's turn (OpenBLAS spins ~0.1 s)")  # fmt: skip
     ap.add_argument("--channels", type=int, nargs=2, default=(32, 64))
     ap.add_argument("--synthetic", action="store_true", help="random images, not mnist-10k")
     ap.add_argument("--profile", action="store_true", help="cProfile one chainrule epoch")
@@ -145,9 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.elementwise_threads:
+        cr.set_num_threads(args.elementwise_threads)
     x, y, what = get_data(args.images, args.synthetic)
     channels = tuple(args.channels)
     print(f"data: {what}, batch {args.batch_size}, {args.threads} threads, channels {channels}")
+    print(f"chainrule {cr.__version__}: {cr.get_num_threads()} threads for elementwise work")
     with threadpool_limits(limits=args.threads, user_api="blas"):
         print_blas()
     print(
@@ -164,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
         interleaved_epoch(steps, {k: (a[:warm], b[:warm]) for k, (a, b) in data.items()},
                           args.batch_size, args.block)  # fmt: skip
         for _ in range(args.rounds):
-            rounds.append(interleaved_epoch(steps, data, args.batch_size, args.block))
+            rounds.append(interleaved_epoch(steps, data, args.batch_size, args.block, args.pause))
         if args.profile:
             import cProfile
             import pstats

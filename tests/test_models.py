@@ -30,7 +30,7 @@ def test_mlp_options():
 def test_default_cnn_layers_and_shapes():
     model = cnn(seed=0)
     assert layer_types(model) == [
-        "Reshape", "Conv2D", "ReLU", "MaxPool2D", "Conv2D", "ReLU", "MaxPool2D",
+        "Reshape", "Conv2D", "MaxPool2D", "ReLU", "Conv2D", "MaxPool2D", "ReLU",
         "Flatten", "Dense", "ReLU", "Dropout", "Dense",
     ]  # fmt: skip
     conv1, conv2, dense = model[1], model[4], model[8]
@@ -51,6 +51,61 @@ def test_cnn_options():
     assert model(np.zeros((2, 32, 32), np.float32)).shape == (2, 10)
     with pytest.raises(ValueError, match="divisible"):
         cnn(channels=(4, 8, 16))  # 28 → 14 → 7 → 3.5
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "sigmoid", "tanh", "smelu"])
+def test_cnn_pools_before_a_monotone_activation(activation):
+    act = type(cr.activations.activation_layer(activation)).__name__
+    assert layer_types(cnn(channels=(2, 3), activation=activation))[1:4] == [
+        "Conv2D", "MaxPool2D", act
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh"])
+def test_cnn_keeps_activation_then_pool_when_not_monotone(activation):
+    assert layer_types(cnn(channels=(2, 3), activation=activation))[1:4] == [
+        "Conv2D", "GELU", "MaxPool2D"
+    ]  # fmt: skip
+
+
+def old_order(model):
+    """The same layers and weights with every `MaxPool2D → activation` swapped back to the
+    pre-issue-19 `activation → MaxPool2D`."""
+    layers = list(model)
+    for i, layer in enumerate(layers[:-1]):
+        if isinstance(layer, cr.MaxPool2D):
+            layers[i], layers[i + 1] = layers[i + 1], layers[i]
+    return cr.Sequential(layers)
+
+
+def test_pool_then_relu_equals_relu_then_pool_exactly(rng):
+    """max(relu(a), relu(b)) == relu(max(a, b)): same logits and gradients, bit for bit."""
+    x = rng.random((6, 28, 28), dtype=np.float32) - 0.5
+    labels = rng.integers(0, 10, 6)
+    results = []
+    for model in (
+        cnn(seed=0, channels=(4, 8), dropout=0),
+        old_order(cnn(seed=0, channels=(4, 8), dropout=0)),
+    ):
+        loss_fn = cr.SoftmaxCrossEntropy()
+        logits = model(x)
+        loss_fn(logits, labels)
+        dx = model.backward(loss_fn.backward())
+        results.append([logits, dx] + [p.grad.copy() for p in model.parameters()])
+    for ours, old in zip(*results):
+        np.testing.assert_array_equal(ours, old)
+
+
+def test_model_saved_with_the_old_order_loads_and_predicts(tmp_path, rng):
+    old = old_order(cnn(seed=0, channels=(4, 8))).eval()
+    assert layer_types(old)[1:4] == ["Conv2D", "ReLU", "MaxPool2D"]
+    x = rng.random((3, 28, 28)).astype(np.float32)
+    loaded = cr.load(cr.save(old, tmp_path / "old.npz")).eval()
+    assert layer_types(loaded) == layer_types(old)  # a file lists its layers: order kept
+    np.testing.assert_array_equal(loaded(x), old(x))
+    np.testing.assert_array_equal(
+        cr.predict(loaded, x), cr.predict(cnn(seed=0, channels=(4, 8)).eval(), x)
+    )
 
 
 def test_seeds_and_rng_reproduce():

@@ -101,7 +101,8 @@ def test_feature_maps_of_a_cnn(tmp_path, rng):
     maps = viz.feature_maps(model, image)
     shapes = [m.shape for _, m in maps]
     assert shapes == [(4, 28, 28), (4, 14, 14), (8, 14, 14), (8, 7, 7)]
-    assert "ReLU" in maps[0][0] and "MaxPool2D" in maps[1][0]
+    # the CNN pools before its ReLU: the full-size maps are the conv's, the pooled ones ReLU's
+    assert "Conv2D" in maps[0][0] and "ReLU" in maps[1][0]
     assert model.training  # the mode is restored
     assert is_png(viz.plot_feature_maps(model, image, tmp_path / "feature-maps.png"))
     with pytest.raises(ValueError, match="no convolution"):

@@ -1,6 +1,7 @@
 """chainrule: neural networks from scratch in NumPy, every gradient visible and checkable."""
 
 from . import data, models, optim, scalar
+from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from ._threads import elementwise
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error
 
 _UNRESOLVED = object()
@@ -28,6 +29,7 @@ def _find_scipy_erf():
             found = None
         _scipy_erf = found
     return _scipy_erf
+
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_TANH_COEF = 0.044715
@@ -179,6 +181,11 @@ def relu_backward(g, x, y):
     return g * (x > 0)  # 1 where x > 0, else 0 (we take 0 at the kink)
 
 
+def _pass_where_positive(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """ReLU's backward, dL/dx = g ⊙ [x > 0], from y = max(x, 0): y > 0 exactly where x > 0."""
+    return np.multiply(g, y > 0, out=out)
+
+
 def leaky_relu_backward(g, x, y, negative_slope=0.01):
     return g * np.where(x > 0, 1.0, negative_slope).astype(g.dtype, copy=False)
 
@@ -236,9 +243,13 @@ class Activation(Module):
 
     Integer inputs are taken as float32; backward computes in the forward input's dtype.
     In eval mode the forward keeps nothing, and backward raises.
+
+    `monotone`: f never decreases (a ≤ b ⇒ f(a) ≤ f(b)), so f commutes with a max:
+    max(f(a), f(b)) = f(max(a, b)), and a max pool may run before it, on 4× fewer values.
     """
 
     name = ""
+    monotone = False
     _cache = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -267,19 +278,22 @@ class Activation(Module):
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    monotone = True
 
 
 class Tanh(Activation):
     name = "tanh"
+    monotone = True
 
 
 class ReLU(Activation):
     """y = max(x, 0). Caches only the mask x > 0, which is all its backward needs."""
 
     name = "relu"
+    monotone = True
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        y = np.maximum(as_float(x), 0)
+        y = elementwise(np.maximum, as_float(x), 0)  # np.maximum(x, 0), on the threads
         self._cache = y if keeps_cache(self) else None
         return y
 
@@ -291,8 +305,7 @@ class ReLU(Activation):
             raise ValueError(
                 f"ReLU.backward: expected grad of shape {y.shape}, got {grad_out.shape}"
             )
-        # y > 0 exactly where x > 0
-        return grad_out.astype(y.dtype, copy=False) * (y > 0)
+        return elementwise(_pass_where_positive, grad_out.astype(y.dtype, copy=False), y)
 
 
 class LeakyReLU(Activation):
@@ -300,6 +313,7 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         self.negative_slope = float(negative_slope)
+        self.monotone = self.negative_slope >= 0
 
     def _f(self, x):
         return leaky_relu(x, self.negative_slope)
@@ -326,6 +340,7 @@ class GELU(Activation):
 
 class SmeLU(Activation):
     name = "smelu"
+    monotone = True
 
     def __init__(self, beta: float = 2.0) -> None:
         if not beta > 0:

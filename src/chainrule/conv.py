@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._threads import run, slices
 from .init import initialize
 from .module import (
     DEFAULT_DTYPE,
@@ -203,7 +204,11 @@ class Conv2D(Module):
             buf = self._pad_buffer = np.zeros((c, n, length), x.dtype)
             self._pad_key = key
         img = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
-        img[:, :, ph : ph + h, pw : pw + w] = x.transpose(1, 0, 2, 3)
+
+        def copy_images(part: slice) -> None:
+            img[:, part, ph : ph + h, pw : pw + w] = x[part].transpose(1, 0, 2, 3)
+
+        run(copy_images, slices(n, x.size))  # blocks of images on the threads
         return buf
 
     def _im2col(self, flat: np.ndarray, geo, out) -> np.ndarray:
@@ -219,9 +224,13 @@ class Conv2D(Module):
             store = self._cols_buffer = np.empty((rows, m), flat.dtype)
             store[c * kh * kw :] = 1  # the bias row: written once, never overwritten
         cols = store[: c * kh * kw].reshape(shape)
-        for i in range(kh):
-            for j in range(kw):
-                cols[:, i, j] = self._offset_view(flat, i, j, geo, out)
+
+        def copy_offsets(part: slice) -> None:  # blocks of images on the threads
+            for i in range(kh):
+                for j in range(kw):
+                    cols[:, i, j, part] = self._offset_view(flat[:, part], i, j, geo, out)
+
+        run(copy_offsets, slices(n, cols.size))
         return store
 
     def _col2im(self, dcols: np.ndarray, x_shape: tuple, geo, out) -> np.ndarray:
@@ -230,9 +239,13 @@ class Conv2D(Module):
         (kh, kw), (ph, pw), (hp, wp, wc, length) = self.kernel_size, self.padding, geo
         dflat = np.zeros((c, n, length), dcols.dtype)  # fresh: dx is returned as its view
         d = dcols.reshape(c, kh, kw, n, out[0], wc)
-        for i in range(kh):
-            for j in range(kw):
-                self._offset_view(dflat, i, j, geo, out)[...] += d[:, i, j]
+
+        def add_offsets(part: slice) -> None:  # blocks of images on the threads
+            for i in range(kh):
+                for j in range(kw):
+                    self._offset_view(dflat[:, part], i, j, geo, out)[...] += d[:, i, j, part]
+
+        run(add_offsets, slices(n, d.size))
         dimg = dflat[:, :, : hp * wp].reshape(c, n, hp, wp)
         return dimg[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._threads import set_num_threads
 from .module import Module, Parameter
 
 # Environment variables MPI launchers set in every rank: Open MPI, PMIx, MPICH/Hydra, Slurm.
@@ -114,9 +115,10 @@ class Communicator:
 class MPICommunicator(Communicator):
     """N ranks over MPI (mpi4py's COMM_WORLD by default).
 
-    `blas_threads` (default 1) limits each rank's BLAS to that many threads from here on:
+    `blas_threads` (default 1) limits each rank's BLAS, and chainrule's own elementwise
+    work (`set_num_threads`), to that many threads from here on:
     N ranks on N cores fill the machine, and more threads per rank would oversubscribe it
-    (on a busy core OpenBLAS threads spin-wait). None leaves BLAS as it is.
+    (on a busy core OpenBLAS threads spin-wait). None leaves both as they are.
     """
 
     def __init__(self, comm=None, blas_threads: int | None = 1) -> None:
@@ -134,6 +136,7 @@ class MPICommunicator(Communicator):
         self.allreduce_seconds = 0.0  # time spent in the gradient Allreduce (for benchmarks)
         if blas_threads is not None:
             _limit_blas_threads(blas_threads)
+            set_num_threads(blas_threads)  # chainrule's own elementwise threads too
 
     def broadcast_parameters(self, model: Module, root: int = 0) -> None:
         arrays = [p.data for p in model.parameters()] + [b for _, b in model.named_buffers()]

@@ -56,11 +56,15 @@ def cnn(
     image_shape: Iterable[int] = (1, 28, 28),
     rng: np.random.Generator | None = None,
 ) -> Sequential:
-    """The small CNN: per entry of `channels`, a 3×3 'same' Conv2D → ReLU → MaxPool2D(2),
+    """The small CNN: per entry of `channels`, a 3×3 'same' Conv2D → MaxPool2D(2) → ReLU,
     then Flatten → Dense(hidden) → ReLU → Dropout → Dense(num_classes).
 
     Default (with (N, 28, 28) or (N, 784) input reshaped to (N, 1, 28, 28)):
         conv 1→32 (28×28) → pool (14×14) → conv 32→64 → pool (7×7) → 3136 → 128 → 10.
+    Pooling before the activation is the same function as after it for every activation
+    that never decreases (max(f(a), f(b)) = f(max(a, b)): ReLU, LeakyReLU, sigmoid, tanh,
+    SmeLU), and the activation then touches 4× fewer values. GELU and softmax are not
+    monotone: for them the order is Conv2D → activation → MaxPool2D.
     `batchnorm=True` puts a BatchNorm2d after each convolution (whose bias is then dropped).
     Weights are drawn from `rng`, or from a generator seeded with `seed`.
     """
@@ -77,7 +81,8 @@ def cnn(
         layers.append(Conv2D(c, out, 3, padding=1, bias=not batchnorm, rng=rng))
         if batchnorm:
             layers.append(BatchNorm2d(out))
-        layers += [activation_layer(activation), MaxPool2D(2)]
+        act = activation_layer(activation)
+        layers += [MaxPool2D(2), act] if act.monotone else [act, MaxPool2D(2)]
         c, h, w = out, h // 2, w // 2
     layers += [Flatten(), Dense(c * h * w, hidden, rng=rng), activation_layer(activation)]
     if dropout:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from ._threads import outer_axis, parts, run
 from .conv import _compact, _like, _pair, output_size
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error, shape_str
 
@@ -77,16 +78,25 @@ def _max_of_row_pairs(rows: np.ndarray, ho: int):
     return even_rows(pairs), even_rows(below).copy(order="K")  # backward reads it fast
 
 
-def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int):
+def _route_along(g: np.ndarray, arg, like: np.ndarray, axis: int, k: int, s: int, out=None):
     """The adjoint of `_max_along`: each gradient entry goes back to its winning offset.
 
-    `like` gives the input's shape and memory layout. Non-overlapping windows that tile
-    the axis (k == s) are assigned without zero-filling; overlapping ones accumulate.
+    `like` gives the input's shape and memory layout; the result goes to `out` if given.
+    Non-overlapping windows that tile the axis (k == s) are assigned without zero-filling;
+    overlapping ones accumulate.
     """
     n, tiles = g.shape[axis], k == s and like.shape[axis] == k * g.shape[axis]
     if k == 1 and tiles:
-        return g
-    d = (np.empty_like if tiles else np.zeros_like)(like, dtype=g.dtype)
+        if out is None:
+            return g
+        out[...] = g
+        return out
+    if out is None:
+        d = (np.empty_like if tiles else np.zeros_like)(like, dtype=g.dtype)
+    else:
+        d = out
+        if not tiles:
+            d[...] = 0
     if k == 1:
         _along(d, axis, 0, s, n)[...] = g
     elif k == 2 and tiles:  # arg ∈ {0, 1}: g·arg to the second, the rest to the first
@@ -176,30 +186,69 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, (ho, wo) = self._check(x)
-        (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
+        in_shape = x.shape
         x = self._pad_to_windows(x, (ho, wo), -np.inf)
+        # images (or channels) are pooled independently: one block of them per thread
+        pieces = _image_parts(x)
+        if len(pieces) == 1:
+            y, winners = self._pool(x, ho, wo)
+            y = y.copy() if winners[1] is None and winners[2] is None else y  # 1×1: a view
+            winners = [winners]
+        else:
+            y = np.empty_like(x, shape=(*x.shape[:2], ho, wo))
+
+            def pool_piece(p: tuple):
+                y[p], piece_winners = self._pool(x[p], ho, wo)
+                return piece_winners
+
+            winners = run(pool_piece, pieces)
+        keep = keeps_cache(self)
+        self._cache = (x, pieces, winners, in_shape, (ho, wo)) if keep else None
+        return y
+
+    def _pool(self, x: np.ndarray, ho: int, wo: int):
+        """y (N, C, Ho, Wo) and what backward needs: (rows, col_arg, row_arg)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
         rows, col_arg = _max_along(x, 3, kw, sw, wo)  # (N, C, H, Wo): max within each row
         fast = (kh, sh) == (2, 2) and _max_of_row_pairs(rows, ho)
         # (N, C, Ho, Wo): max of the row maxima
         y, row_arg = fast or _max_along(rows, 2, kh, sh, ho)
         # the first maximum in row-major order: the top row holding the window's max, and the
         # leftmost maximum of that row, which is exactly what strict > picks in each pass
-        keep = keeps_cache(self)
-        self._cache = (x, rows, col_arg, row_arg, in_shape, (ho, wo)) if keep else None
-        return y.copy() if row_arg is None and col_arg is None else y  # 1×1: not a view
+        return y, (rows, col_arg, row_arg)
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         if self._cache is None:
             raise no_cache_error(self._name)
-        x, rows, col_arg, row_arg, in_shape, out = self._cache
+        x, pieces, winners, in_shape, out = self._cache
         grad_out = self._grad(grad_out, (*in_shape[:2], *out), x.dtype)
         if not input_grad:
             return None
-        (kh, kw), (sh, sw) = self.kernel_size, self.stride
-        g = grad_out if row_arg is None else _like(grad_out, row_arg)
-        g_rows = _route_along(g, row_arg, rows, 2, kh, sh)
-        dx = _route_along(g_rows, col_arg, x, 3, kw, sw)
+        if len(pieces) == 1:
+            dx = self._unpool(grad_out, x, *winners[0])
+        else:
+            dx = np.empty_like(x, dtype=grad_out.dtype)
+
+            def unpool_piece(k: int) -> None:
+                p = pieces[k]
+                self._unpool(grad_out[p], x[p], *winners[k], out=dx[p])
+
+            run(unpool_piece, range(len(pieces)))
         return dx if dx.shape == in_shape else dx[:, :, : in_shape[2], : in_shape[3]]
+
+    def _unpool(self, g: np.ndarray, x: np.ndarray, rows, col_arg, row_arg, out=None):
+        """dL/dx (into `out` if given) from dL/dy (N, C, Ho, Wo): each pass of `_pool`
+        undone, the one along H first."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        g = g if row_arg is None else _like(g, row_arg)
+        g_rows = _route_along(g, row_arg, rows, 2, kh, sh)
+        return _route_along(g_rows, col_arg, x, 3, kw, sw, out=out)
+
+
+def _image_parts(x: np.ndarray) -> list[tuple]:
+    """Pieces of (N, C, H, W) images for the threads: blocks of whole images, or of whole
+    channels when the batch is channel-major (then each block is one stretch of memory)."""
+    return parts(x, axis=1 if outer_axis(x) == 1 else 0)
 
 
 class AvgPool2D(_Pool2D):
