@@ -163,3 +163,15 @@ def test_gradcheck_on_a_loss_leaves_it_untouched(rng):
     grad = loss_fn.backward().copy()
     assert cr.gradcheck(loss_fn, rng.normal(size=(5, 4)), np.arange(5) % 4).passed
     np.testing.assert_array_equal(loss_fn.backward(), grad)
+
+
+def test_numerical_gradient_perturbs_a_strided_input_itself():
+    """A transposed (non-contiguous) input has no flat view: the check must still move it."""
+    from chainrule.gradcheck import numerical_gradient
+
+    base = np.arange(12.0).reshape(3, 4)
+    x = base.T  # (4, 3), not C-contiguous
+    w = np.linspace(-1, 1, 12).reshape(4, 3)
+    numeric = numerical_gradient(lambda: float(np.sum(x * w) + np.sum(x**2)), x)
+    np.testing.assert_allclose(numeric, w + 2 * x, rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(base, np.arange(12.0).reshape(3, 4))  # put back exactly

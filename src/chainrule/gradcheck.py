@@ -107,17 +107,16 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-4) -
     (−f(x+2h) + 8f(x+h) − 8f(x−h) + f(x−2h)) / 12h has error O(h⁴), so a larger step can be
     used and float64 round-off (≈ 1e-16·|f|/h) stays far below the 1e-6 we ask of a check.
     """
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        saved = flat[i]
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):  # index x itself: a strided view has no flat view to poke
+        saved = x[i]
         values = []
         for step in (2 * h, h, -h, -2 * h):
-            flat[i] = saved + step
+            x[i] = saved + step
             values.append(f())
-        flat[i] = saved
+        x[i] = saved
         f2, f1, fm1, fm2 = values
-        gflat[i] = (-f2 + 8 * f1 - 8 * fm1 + fm2) / (12 * h)
+        grad[i] = (-f2 + 8 * f1 - 8 * fm1 + fm2) / (12 * h)
     return grad
 
 
