@@ -162,6 +162,8 @@ def elementwise(f: Callable, *args, out: np.ndarray | None = None) -> np.ndarray
     ufunc, or a function of ufuncs taking `out=`). Array arguments have out's shape; the
     rest (scalars) are passed as they are. out defaults to an array laid out like the first
     argument, of the result type of the arguments."""
+    if out is None and (_num_threads == 1 or args[0].size < MIN_PARALLEL_SIZE):
+        return f(*args, out=None)  # the serial path, without the bookkeeping below
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     if out is None:
         out = np.empty_like(arrays[0], dtype=np.result_type(*args))
