@@ -36,6 +36,18 @@ Notes on reading them:
   care that also reports each batch's loss and accuracy (as `fit` does);
   `mlp_epoch_b64_numpy_bare` with the floor below it, which reports nothing and consumes its
   gradients in place (a library cannot: `p.grad` must survive `opt.step()`).
+- `cnn_epoch` runs the two frameworks interleaved, block by block, so a busy neighbour slows
+  both alike. The price: after chainrule's GEMMs OpenBLAS's threads spin for ~0.1 s and slow
+  PyTorch's next block (PyTorch's OpenMP threads do the same to chainrule's). Timed alone, one
+  after the other, a chainrule epoch took 2.35–2.85 s and PyTorch's 1.85–2.1 s (≈ 1.25×;
+  with `OPENBLAS_THREAD_TIMEOUT=4` and `chainrule.set_num_threads(2)`, 2.05–2.3 s against
+  1.58–1.81 s). Read 0.95 as "on par under the same conditions", ~1.25 as the cost alone.
+  PyTorch's convolution is oneDNN's direct kernel; chainrule's is im2col + GEMM in NumPy.
+- `mpi_*_epoch_2ranks`: one epoch on 2 MPI ranks (1 BLAS thread each) over one process with
+  the CLI's threads (MLP 1, CNN 2). The CNN gains 1.35× on 2 cores: a rank runs all of its
+  work, the elementwise passes too, on its core, where one process leaves them on one thread.
+  The MLP's 0.28 ms step barely pays for its 0.4 MB Allreduce. docs/distributed.md has the
+  cost model for more ranks over a network.
 """
 
 WHERE_THE_REST_GOES = """
