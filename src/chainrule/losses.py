@@ -29,6 +29,10 @@ class NonFiniteError(ValueError):
 
 
 def _check_finite(name: str, what: str, array: np.ndarray) -> None:
+    # one reduction on the usual, finite path: a NaN or inf makes the sum NaN or inf (so
+    # does an overflow of huge finite values, which the exact test below then clears)
+    if np.isfinite(np.sum(array)):
+        return
     if not np.isfinite(array).all():
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise NonFiniteError(
@@ -45,7 +49,10 @@ def check_labels(name: str, labels: np.ndarray, n: int, num_classes: int) -> np.
         if not np.all(np.mod(labels, 1) == 0):
             raise ValueError(f"{name}: labels must be integers, got dtype {labels.dtype}")
         labels = labels.astype(np.int64)
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
+    # one reduction: seen as unsigned, a negative label is huge, so max ≥ C catches both ends
+    signed = labels.dtype.kind == "i"
+    unsigned = labels.view(labels.dtype.str.replace("i", "u")) if signed else labels
+    if n and unsigned.max() >= num_classes:
         bad = labels[(labels < 0) | (labels >= num_classes)][0]
         raise ValueError(f"{name}: label {bad} is outside the class range 0..{num_classes - 1}")
     return labels
