@@ -152,7 +152,8 @@ class MPICommunicator(Communicator):
         params = model.parameters()
         grads = [p.grad for p in params]  # reading p.grad also clears a lazily zeroed one
         size = sum(g.size for g in grads)
-        if len({g.dtype for g in grads}) == 1:  # the usual case: sum the gradients in place
+        in_place = len({g.dtype for g in grads}) == 1  # the usual case: one dtype
+        if in_place:  # the gradients are views into the buffer: summed where they are
             flat = self._gradient_buffer(params, grads, size + len(extras))
         else:  # mixed precisions: a copy in one dtype, copied back after the sum
             flat = self._workspace(size + len(extras), _common_dtype(params))
@@ -161,7 +162,7 @@ class MPICommunicator(Communicator):
         start = time.perf_counter()
         self.comm.Allreduce(self._mpi.IN_PLACE, flat, op=self._mpi.SUM)
         self.allreduce_seconds += time.perf_counter() - start
-        if flat is not self._buffer or not _views_of(flat, grads):
+        if not in_place:
             _unflatten(flat, grads)
         return flat[size:].astype(np.float64)
 
