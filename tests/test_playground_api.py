@@ -37,9 +37,16 @@ def app():
     return create_app(model, {}, evaluate=False, capacity=3)
 
 
+def visitor(app) -> TestClient:
+    """A browser-like client: the page gives the visitor its signed cookie first."""
+    client = TestClient(app)
+    client.get("/")
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return TestClient(app)
+    return visitor(app)
 
 
 def new(client, **settings):
@@ -224,8 +231,25 @@ def test_a_nan_loss_pauses_with_a_learning_rate_hint(client):
     assert r.status_code == 400 and "learning rate" in r.json()["error"]
 
 
+def test_cookieless_and_forged_requests_evict_no_visitor(app):
+    from chainrule.web.session import COOKIE
+
+    alice = visitor(app)
+    assert new(alice, hidden="3").status_code == 200
+    alice.post("/api/playground/step", json={"steps": 2})
+    forged = ["A" * 32, "A" * 32 + "." + "B" * 43]
+    strangers = [TestClient(app) for _ in range(4)]
+    strangers += [TestClient(app, cookies={COOKIE: f}) for f in forged * 2]
+    for stranger in strangers:
+        assert new(stranger, hidden="2").status_code == 200  # answered, but not kept
+        r = stranger.post("/api/playground/step", json={"steps": 1})
+        assert r.status_code == 404 and "Reset" in r.json()["error"]
+    frame = alice.post("/api/playground/step", json={"steps": 0}).json()["frame"]
+    assert (frame["step"], len(frame["neurons"][0])) == (2, 3)
+
+
 def test_visitors_have_their_own_networks_and_the_store_is_bounded(app):
-    a, b = TestClient(app), TestClient(app)
+    a, b = visitor(app), visitor(app)
     assert new(a, hidden="2").status_code == 200
     assert new(b, hidden="5").status_code == 200
     a.post("/api/playground/step", json={"steps": 3})

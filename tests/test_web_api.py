@@ -231,6 +231,41 @@ def test_cookieless_teaching_never_evicts_a_visitor(app):
     assert first["loss_before"] == pytest.approx(taught["loss_before"], rel=1e-6)
 
 
+def forged_ids() -> list[str]:
+    """Ids a script could make up: today's shape with a wrong signature, the old unsigned shape."""
+    import secrets
+
+    from chainrule.web.session import new_session_id
+
+    real = new_session_id()
+    token, signature = real.split(".")
+    return [f"{secrets.token_urlsafe(24)}.{signature}", f"{token}.{signature[::-1]}",
+            secrets.token_urlsafe(24), "A" * 32 + "." + "B" * 43]
+
+
+def test_forged_cookies_take_no_place_in_the_store(app):
+    from chainrule.web.session import COOKIE
+
+    png = data_url(drawing(ONE))
+    alice = TestClient(app)
+    alice.get("/")
+    alice.post("/api/teach", json={"image": png, "label": 4})
+    for forged in forged_ids() * app.state.sessions.capacity:
+        forger = TestClient(app, cookies={COOKIE: forged})
+        assert forger.post("/api/teach", json={"image": png, "label": 4}).status_code == 200
+    assert len(app.state.sessions) == 1  # only Alice's, issued by the server
+    assert alice.post("/api/predict", json={"image": png}).json()["taught"] is True
+
+
+def test_only_ids_this_server_signed_are_valid():
+    from chainrule.web.session import new_session_id, valid_session_id
+
+    issued = new_session_id()
+    assert valid_session_id(issued) and issued != new_session_id()
+    assert not any(valid_session_id(f) for f in forged_ids())
+    assert not valid_session_id(None) and not valid_session_id("")
+
+
 def test_a_visitors_copy_is_built_from_the_state_dict_without_caches(model):
     from chainrule.web.lab import DigitLab
 

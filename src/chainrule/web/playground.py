@@ -255,15 +255,16 @@ class PlaygroundApi:
         return await self._handle(request, self._explain)
 
     # -- the work, in a worker thread --
-    def _new(self, sid: str, payload: dict) -> dict:
+    def _new(self, sid: str | None, payload: dict) -> dict:
         settings = parse_settings(payload.get("settings", payload))
         playground = Playground(settings)
         with playground.lock:
             answer = {**playground.describe(), "frame": playground.frame()}
-        self.store.put(sid, playground)
+        if sid is not None:  # a request without a cookie we issued takes no visitor's place
+            self.store.put(sid, playground)
         return answer
 
-    def _step(self, sid: str, payload: dict) -> dict:
+    def _step(self, sid: str | None, payload: dict) -> dict:
         k = _number("steps", payload.get("steps", 1), 0, CAPS["steps"], integer=True)
         playground = self._own(sid)
         with playground.lock:
@@ -274,12 +275,12 @@ class PlaygroundApi:
                 answer["explain"] = playground.explain(point)
         return answer
 
-    def _explain(self, sid: str, payload: dict) -> dict:
+    def _explain(self, sid: str | None, payload: dict) -> dict:
         playground = self._own(sid)
         with playground.lock:
             return {"explain": playground.explain(payload.get("point"))}
 
-    def _own(self, sid: str) -> Playground:
+    def _own(self, sid: str | None) -> Playground:
         playground = self.store.get(sid)
         if playground is None:
             raise NoNetworkError("no playground network for this visitor yet (or it was dropped "
@@ -294,13 +295,13 @@ class PlaygroundApi:
         try:
             check_same_origin(request)
             payload = await read_json(request)
-            sid = _session_id(request) or new_session_id()
+            sid = _session_id(request)
             answer = await run_in_threadpool(work, sid, payload)
         except PlaygroundError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         response = _json(answer)
-        if _session_id(request) is None:
-            _set_cookie(response, sid)
+        if sid is None:  # the next request, with this cookie, gets a network of its own
+            _set_cookie(response, new_session_id())
         return response
 
 

@@ -1,6 +1,8 @@
 """Per-visitor copies of the model: teaching changes only the visitor's own copy.
 
-A visitor is a random id in a cookie. `SessionStore` maps ids to `DigitLab` copies of the
+A visitor is a random id in a cookie, signed by the server (HMAC-SHA256 with a key made when
+the process starts): only ids this server issued count, so a made-up cookie is treated as no
+cookie at all and cannot take a place in a bounded store. `SessionStore` maps ids to `DigitLab` copies of the
 loaded model, made on a visitor's first teach step and dropped by Reset; it holds at most
 `capacity` of them and forgets the least recently used one when full (an MLP 784-128-10 is
 about 0.4 MB, so 32 sessions stay small).
@@ -12,6 +14,9 @@ is reset to the loaded model before every step (`teach_once`).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 import secrets
 import threading
@@ -22,16 +27,28 @@ from .lab import DigitLab
 
 COOKIE = "chainrule_session"
 DEFAULT_CAPACITY = 32
-_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
+_ID = re.compile(r"[A-Za-z0-9_-]{32}\.[A-Za-z0-9_-]{43}")
+_KEY = secrets.token_bytes(32)  # this process's signing key: a restart forgets every session
+
+
+def _signature(token: str) -> str:
+    mac = hmac.new(_KEY, token.encode("ascii"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode("ascii").rstrip("=")
 
 
 def new_session_id() -> str:
-    return secrets.token_urlsafe(24)
+    """A fresh id: 24 random bytes, then '.', then their HMAC-SHA256 under this server's key."""
+    token = secrets.token_urlsafe(24)
+    return f"{token}.{_signature(token)}"
 
 
 def valid_session_id(value: str | None) -> bool:
-    """Only ids shaped like ours are used; anything else gets a fresh one."""
-    return bool(value) and _ID.fullmatch(value) is not None
+    """True only for an id this server issued (shape first, then the signature in constant
+    time); a forged or altered id counts as no id at all."""
+    if not value or _ID.fullmatch(value) is None:
+        return False
+    token, signature = value.split(".")
+    return hmac.compare_digest(signature, _signature(token))
 
 
 class SessionStore:
