@@ -55,9 +55,31 @@ def test_safetensors_download_rebuilds_the_model(client, model, tmp_path, rng):
     assert ckpt.metadata["class_names"] == list("0123456789")
 
 
-def test_missing_package_is_a_json_error(client, monkeypatch):
+def test_missing_package_is_a_json_error(model, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "onnx", None)
-    r = client.get("/api/model.onnx")
+    r = TestClient(create_app(model, {}, evaluate=False)).get("/api/model.onnx")
     assert r.status_code == 501 and "pip install chainrule[onnx]" in r.json()["error"]
+
+
+def test_each_download_is_built_once_and_then_needs_no_model_lock(model, monkeypatch):
+    """Building an export runs the model under its lock; later downloads are served from
+    memory, so they never wait for (or hold up) a prediction."""
+    import threading
+
+    from chainrule import interop
+
+    pytest.importorskip("onnx")
+    builds = []
+    real = interop.onnx_bytes
+    monkeypatch.setattr(interop, "onnx_bytes", lambda m: builds.append(1) or real(m))
+    app = create_app(model, {}, evaluate=False)
+    first = TestClient(app).get("/api/model.onnx").content
+    with app.state.lab.lock:  # a prediction in progress: a cached download does not wait
+        answers = []
+        worker = threading.Thread(
+            target=lambda: answers.append(TestClient(app).get("/api/model.onnx").content))
+        worker.start()
+        worker.join(timeout=60)
+    assert answers == [first] and len(builds) == 1

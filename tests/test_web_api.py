@@ -471,3 +471,13 @@ def test_default_model_is_trained_and_saved_as_a_run(tmp_path, capsys):
     assert "training the default MLP" in out and "test accuracy" in out
     ckpt = serialize.load_checkpoint(path)
     assert ckpt.metadata["history"]["loss"] and ckpt.metadata["metrics"]["test_accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("training", ["x", 3, ["a"], {"config": "x"}, {"config": [1]}])
+def test_model_info_ignores_a_malformed_training_field(model, training):
+    metadata = {"training": training, "metrics": "x", "history": [1], "data": 7}
+    app = create_app(copy.deepcopy(model), metadata, source="m.npz", evaluate=False)
+    r = TestClient(app).get("/api/model")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["training"] == {} and body["metrics"] == {} and body["data"] == {}

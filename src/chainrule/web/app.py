@@ -119,9 +119,15 @@ class ModelInfo:
             "metrics": meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {},
             "history": {**{k: history[k] for k in keep if isinstance(history.get(k), list)},
                         "batch_loss": thin(history.get("batch_loss"))},
-            "training": (meta.get("training") or {}).get("config", {}),
+            "training": _dict_field(_dict_field(meta, "training"), "config"),
             "evaluation": self.evaluation(),
         })
+
+
+def _dict_field(parent: dict, key: str) -> dict:
+    """parent[key] if it is a dict, else {}: a model file's metadata is read field by field."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) -> dict:
@@ -219,6 +225,8 @@ class WebApi:
 
     def __init__(self, lab: DigitLab, sessions: SessionStore, info: ModelInfo) -> None:
         self.lab, self.sessions, self.info = lab, sessions, info
+        self._downloads: dict[str, bytes] = {}
+        self._downloads_lock = threading.Lock()
         self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
                        for name in STATIC}
 
@@ -274,6 +282,14 @@ class WebApi:
                         headers={"content-disposition": disposition})
 
     def _export(self, fmt: str) -> bytes:
+        """The file for `fmt`, built once: the loaded model never changes (visitors teach
+        copies), so later downloads are served from memory without taking the model's lock."""
+        with self._downloads_lock:
+            if fmt not in self._downloads:
+                self._downloads[fmt] = self._build_download(fmt)
+            return self._downloads[fmt]
+
+    def _build_download(self, fmt: str) -> bytes:
         from ..interop import ExportError, MissingDependencyError, onnx_bytes, safetensors_bytes
 
         try:
