@@ -56,7 +56,8 @@ def python_script(playground: Playground) -> str:
     features = ", ".join(FEATURES[f][2] for f in s.features)
     points = _floats(playground.test_points) if len(playground.test_points) else "[]"
     targets = _floats(playground.test_t)
-    return f'''"""A chainrule Playground network: {s.dataset} ({s.problem}), hidden {list(s.hidden)},
+    hidden = ",".join(map(str, s.hidden)) or "none"
+    return f'''"""A chainrule Playground network: {s.dataset} ({s.problem}), hidden {hidden},
 {s.activation}, trained {playground.steps} steps. It is rebuilt here with its weights, and the
 {loss_name} on the data set's test points is printed. Needs numpy and chainrule."""
 
