@@ -255,8 +255,9 @@ async function explainPoint() {
 function showFrame(frame) {
   pg.frame = frame;
   $("pg-epoch").textContent = String(frame.step);
-  $("pg-loss").textContent = frame.test_loss === null ? "NaN" : frame.test_loss.toFixed(4);
-  $("pg-train-loss").textContent = frame.train_loss === null ? "NaN" : frame.train_loss.toFixed(4);
+  const none = frame.diverged ? "NaN" : "–";  // no number: diverged, or no points yet
+  $("pg-loss").textContent = frame.test_loss === null ? none : frame.test_loss.toFixed(4);
+  $("pg-train-loss").textContent = frame.train_loss === null ? none : frame.train_loss.toFixed(4);
   const last = pg.history[pg.history.length - 1];
   if (frame.test_loss !== null && (!last || last.step !== frame.step)) {
     pg.history.push({ step: frame.step, train: frame.train_loss, test: frame.test_loss });
