@@ -323,7 +323,7 @@ function showMath(view) {
   const forward = node("div", { class: "pg-col" }, node("h3", {}, "Forward pass"));
   const a0 = `a${sup(0)}`;
   const what = view.output === "regression" ? "value" : "class";
-  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), ${what} y = ${view.y})`, view.x));
+  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), ${what} y = ${view.output === "regression" ? fmt(view.y) : view.y})`, view.x));
   view.layers.forEach((layer, k) => {
     const l = layer.layer, below = `a${sup(l - 1)}`;
     forward.append(line(`z${sup(l)}`, `= W${sup(l)}${below} + b${sup(l)}`, layer.z));
