@@ -673,3 +673,15 @@ def test_no_two_playground_modules_import_each_other():
     for a, imported in names.items():
         for b in imported:
             assert a not in names.get(b, set()), f"web/{a}.py and web/{b}.py import each other"
+
+
+def test_clicked_points_train_or_test_in_the_train_share():
+    s = Settings(dataset="custom", train=70)
+    data = pgm.empty_data()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        data = data.with_point(rng.uniform(-1, 1, 2).tolist(), int(rng.integers(0, 2)), s)
+    assert 0.65 < data.train.mean() < 0.75
+    assert len(data.split()[0]) + len(data.split()[1]) == 200
+    few = pgm.empty_data().with_point([0, 0], 1, s).with_point([0.5, 0], 0, s)
+    assert [len(part) for part in few.split()] == [2, 2]  # under 10 points: all of them twice

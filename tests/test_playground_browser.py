@@ -7,7 +7,8 @@ regression, the exported script's printed loss and the downloaded network.
 
 Skips like tests/test_web_browser.py: only when Playwright is not importable or no Chromium
 executable exists. On failure a screenshot lands in tests/artifacts/. Set
-CHAINRULE_PLAYGROUND_SCREENSHOT=docs/img/playground.png to save the page for the docs.
+CHAINRULE_PLAYGROUND_SCREENSHOT=docs/img/playground.png to save the page (three classes, after
+training) for the docs.
 """
 
 from __future__ import annotations
@@ -127,9 +128,6 @@ def test_play_xor_pause_step_and_read_the_backprop_numbers(context, live_server)
                                           "els => els.map(e => parseFloat(e.dataset.value))")
         assert len(numbers) > 20 and any(v != 0 for v in numbers)
         assert "The dark edge" in pg.inner_text("#pg-edge")
-        target = os.environ.get("CHAINRULE_PLAYGROUND_SCREENSHOT")
-        if target:
-            save_small_png(pg.screenshot(full_page=True), target)
     assert not problems, problems
 
 
@@ -341,6 +339,11 @@ def test_three_classes_train_and_show_three_colours(context, live_server):
         wait_until(pg, f"document.getElementById('pg-math').dataset.version !== '{old}'")
         text = pg.inner_text("#pg-math")
         assert "p − y" in text and "softmax" in text and "cross-entropy" in text
+        target = os.environ.get("CHAINRULE_PLAYGROUND_SCREENSHOT")
+        if target:
+            pg.click("#pg-export")
+            wait_until(pg, "document.getElementById('pg-code').value !== ''")
+            save_small_png(pg.screenshot(full_page=True), target)
     assert not problems, problems
 
 
