@@ -268,7 +268,7 @@ def _csv_target(line: int, field: str, problem: str) -> float:
     value = _csv_float(line, "label", field)
     if value != int(value) or not 0 <= value < CLASSES:
         raise PlaygroundError(f"CSV line {line}: label {field[:20]} is not a class 0, 1, 2 "
-                              f"or 3")
+                              f"or 3 (for real-valued labels choose regression)")
     return value
 
 
