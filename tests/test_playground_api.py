@@ -90,6 +90,20 @@ def test_regression_sets_have_real_targets_in_the_square(name):
     assert pg.kind == "regression" and pg.describe()["sizes"][-1] == 1
 
 
+def test_the_settings_know_every_feature_and_the_script_computes_each_as_the_server():
+    from chainrule.web.playground_settings import FEATURE_NAMES
+
+    assert tuple(pgm.FEATURES) == FEATURE_NAMES
+    points = np.random.default_rng(0).uniform(-1, 1, (50, 2))
+    x1, x2 = points[:, 0], points[:, 1]  # the names the exported script's expressions use
+    for name, (_, function, source) in pgm.FEATURES.items():
+        expected = function(x1, x2)
+        computed = {"x1": x1, "x2": x2, "x1 * x1": x1 * x1, "x2 * x2": x2 * x2,
+                    "x1 * x2": x1 * x2, "np.sin(np.pi * x1)": np.sin(np.pi * x1),
+                    "np.sin(np.pi * x2)": np.sin(np.pi * x2)}[source]
+        np.testing.assert_array_equal(computed, expected, err_msg=name)
+
+
 def test_custom_starts_empty_and_trains_on_nothing():
     pg = Playground(Settings(dataset="custom"))
     assert len(pg.data) == 0 and pg.describe()["points"] == 0

@@ -211,6 +211,15 @@ def test_xnor_switches_to_the_seeds_network(context, live_server):
         pg.select_option("#pg-dataset", "circle")  # back to the page's defaults
         wait_until(pg, "document.getElementById('pg-net').dataset.sizes === '2,4,4,1'")
         assert pg.input_value("#pg-activation") == "tanh"
+        pg.select_option("#pg-dataset", "xnor")
+        wait_until(pg, "document.getElementById('pg-net').dataset.sizes === '2,3,1'")
+        pg.select_option("#pg-problem", "regression")  # from xnor straight to regression
+        wait_until(pg, "location.hash.includes('problem=regression')")
+        assert pg.input_value("#pg-problem") == "regression"
+        assert pg.input_value("#pg-dataset") == "plane"
+        assert pg.input_value("#pg-activation") == "tanh"
+        values = pg.eval_on_selector_all("#pg-dataset option", "os => os.map(o => o.value)")
+        assert values == ["plane", "multigauss", "custom"]
     assert not problems, problems
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .playground_settings import CAPS, CLASSES, FEATURE_NAMES, PlaygroundError, Settings, number
+from .playground_settings import CAPS, CLASSES, PlaygroundError, Settings, number
 
-FEATURES = {  # name → (label, function of the two coordinates, the same as Python source)
+FEATURES = {  # name → (label, function of the two coordinates, the same as Python source);
+    # the names are playground_settings.FEATURE_NAMES
     "x1": ("x₁", lambda u, v: u, "x1"),
     "x2": ("x₂", lambda u, v: v, "x2"),
     "x1sq": ("x₁²", lambda u, v: u * u, "x1 * x1"),
@@ -25,7 +26,6 @@ FEATURES = {  # name → (label, function of the two coordinates, the same as Py
     "sin1": ("sin πx₁", lambda u, v: np.sin(np.pi * u), "np.sin(np.pi * x1)"),
     "sin2": ("sin πx₂", lambda u, v: np.sin(np.pi * v), "np.sin(np.pi * x2)"),
 }
-assert tuple(FEATURES) == FEATURE_NAMES
 POINTS = 400  # points per data set (xnor: its 4 rows)
 SMALL = 10  # fewer points than this: train and test on all of them (as the XNOR truth table)
 EDGE = 0.95  # pasted coordinates are rescaled to [−EDGE, EDGE]

@@ -509,8 +509,9 @@ function onDatasetChange() {
   const xnor = pg.options.xnor_defaults, defaults = pg.options.defaults;
   const current = readControls();
   const isXnor = (s) => ["hidden", "activation", "optimizer", "lr", "batch"].every((k) => String(s[k]) === String(xnor[k]));
+  const keep = { problem: current.problem, dataset: current.dataset, seed: current.seed };
   if (current.dataset === "xnor") writeControls({ ...xnor, seed: current.seed });
-  else if (isXnor(current)) writeControls({ ...defaults, dataset: current.dataset, seed: current.seed });
+  else if (isXnor(current)) writeControls({ ...defaults, ...keep });
   build();
 }
 
