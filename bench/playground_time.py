@@ -49,6 +49,7 @@ def time_to_target(base: str, changes: dict, target: float, frame_ms: float,
     """(seconds of play, steps, frames, last test loss) until the test loss < target."""
     settings = {**Settings().to_json(), **changes}
     with httpx.Client(base_url=base, timeout=30) as client:
+        client.get("/").raise_for_status()  # the page: the visitor's session cookie
         client.post("/api/playground/new", json={"settings": settings}).raise_for_status()
         start, frames, frame = time.perf_counter(), 0, {}
         while time.perf_counter() - start < limit:

@@ -45,9 +45,16 @@ def app():
     return create_app(model, {}, evaluate=False, capacity=3)
 
 
+def visitor(app) -> TestClient:
+    """A browser-like client: the page gives the visitor its signed cookie first."""
+    client = TestClient(app)
+    client.get("/")
+    return client
+
+
 @pytest.fixture
 def client(app):
-    return TestClient(app)
+    return visitor(app)
 
 
 def new(client, **settings):
@@ -273,8 +280,24 @@ def test_a_nan_loss_pauses_with_a_learning_rate_hint(client):
     assert r.status_code == 400 and "learning rate" in r.json()["error"]
 
 
+def test_cookieless_requests_are_answered_but_keep_nothing(app):
+    alice = visitor(app)
+    assert new(alice, hidden="3").status_code == 200
+    alice.post("/api/playground/step", json={"steps": 2})
+    for stranger in [TestClient(app) for _ in range(4)]:
+        assert new(stranger, hidden="2").status_code == 200  # answered, but not kept
+        r = stranger.post("/api/playground/step", json={"steps": 1})
+        assert r.status_code == 404 and "Reset" in r.json()["error"]
+    for stranger in [TestClient(app) for _ in range(4)]:  # nor is a cookieless CSV
+        assert stranger.post("/api/playground/csv", json={"csv": "0,0,1"}).status_code == 200
+        r = stranger.post("/api/playground/points", json={"add": [0, 0, 1]})
+        assert r.status_code == 404
+    frame = alice.post("/api/playground/step", json={"steps": 0}).json()["frame"]
+    assert (frame["step"], len(frame["neurons"][0])) == (2, 3)
+
+
 def test_visitors_have_their_own_networks_and_the_store_is_bounded(app):
-    a, b = TestClient(app), TestClient(app)
+    a, b = visitor(app), visitor(app)
     assert new(a, hidden="2").status_code == 200
     assert new(b, hidden="5").status_code == 200
     a.post("/api/playground/step", json={"steps": 3})
@@ -441,7 +464,7 @@ def points(client, body):
 
 
 def test_clicked_points_make_the_custom_set_which_stays_with_the_visitor(app):
-    a, b = TestClient(app), TestClient(app)
+    a, b = visitor(app), visitor(app)
     body = new(a, dataset="custom").json()
     assert body["points"] == 0 and body["train"] == [] and body["frame"]["test_loss"] is None
     for x, label in ((-0.5, 0), (0.5, 1), (0.1, 1)):

@@ -16,8 +16,9 @@ of the plane, as compact base64 byte arrays.
     GET  /api/playground/model.safetensors   the visitor's network, for `chainrule.load`
 
 Bad requests are answered 400 {"error": "..."} (one line) and leave the visitor's network
-and data as they were. Visitors are told apart by the same cookie as the teach view; at most
-`capacity` visitors are kept (least recently used dropped), each at most a few hundred kB.
+and data as they were. Visitors are told apart by the same signed cookie as the teach view; a
+request without one is answered but nothing is kept for it. At most `capacity` visitors are
+kept (least recently used dropped), each at most a few hundred kB.
 """
 
 from __future__ import annotations
@@ -213,15 +214,20 @@ class PlaygroundApi:
                                  "Cache-Control": "no-store"})
 
     # -- the work, in a worker thread --
-    def _new(self, sid: str, payload: dict) -> dict:
+    def _visitor(self, sid: str | None) -> Visitor:
+        """The visitor's state; a request without a cookie this server issued gets a
+        throwaway one, so it is answered but takes no visitor's place in the store."""
+        return self.store.visitor(sid) if sid is not None else Visitor()
+
+    def _new(self, sid: str | None, payload: dict) -> dict:
         settings = parse_settings(payload.get("settings", payload))
-        visitor = self.store.visitor(sid)
+        visitor = self._visitor(sid)
         with visitor.lock:
             playground = Playground(settings, _data_for(visitor, settings))
             visitor.playground = playground
             return {**playground.describe(), "frame": playground.frame()}
 
-    def _step(self, sid: str, payload: dict) -> dict:
+    def _step(self, sid: str | None, payload: dict) -> dict:
         k = number("steps", payload.get("steps", 1), 0, CAPS["steps"], integer=True)
         visitor, playground = self._own(sid)
         with visitor.lock:
@@ -232,12 +238,12 @@ class PlaygroundApi:
                 answer["explain"] = playground.explain(point)
         return answer
 
-    def _explain(self, sid: str, payload: dict) -> dict:
+    def _explain(self, sid: str | None, payload: dict) -> dict:
         visitor, playground = self._own(sid)
         with visitor.lock:
             return {"explain": playground.explain(payload.get("point"))}
 
-    def _points(self, sid: str, payload: dict) -> dict:
+    def _points(self, sid: str | None, payload: dict) -> dict:
         """Add one point or remove the nearest one; the network keeps its weights unless
         the number of classes changed (then it is rebuilt: `rebuilt` is true)."""
         visitor, playground = self._own(sid)
@@ -258,12 +264,12 @@ class PlaygroundApi:
                 visitor.custom[s.problem] = data
             return {**playground.describe(), "frame": playground.frame(), "rebuilt": rebuilt}
 
-    def _csv(self, sid: str, payload: dict) -> dict:
+    def _csv(self, sid: str | None, payload: dict) -> dict:
         """The pasted CSV becomes the visitor's custom data set and a new network trains on
         it; a bad CSV changes nothing."""
         if set(payload) - {"csv", "settings"} or "csv" not in payload:
             raise PlaygroundError('send {"csv": "x1,x2,label rows"}')
-        visitor = self.store.visitor(sid)
+        visitor = self._visitor(sid)
         with visitor.lock:
             base = visitor.playground.settings if visitor.playground else Settings()
             if "settings" in payload:
@@ -275,7 +281,7 @@ class PlaygroundApi:
             visitor.playground = playground
             return {**playground.describe(), "frame": playground.frame()}
 
-    def _export(self, sid: str, payload: dict) -> dict:
+    def _export(self, sid: str | None, payload: dict) -> dict:
         visitor, playground = self._own(sid)
         with visitor.lock:
             test_loss = playground.test_loss()
@@ -303,13 +309,13 @@ class PlaygroundApi:
         try:
             check_same_origin(request)
             payload = await read_json(request, limit)
-            sid = _session_id(request) or new_session_id()
+            sid = _session_id(request)
             answer = await run_in_threadpool(work, sid, payload)
         except PlaygroundError as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         response = _json(answer)
-        if _session_id(request) is None:
-            _set_cookie(response, sid)
+        if sid is None:  # the next request, with this cookie, gets a network of its own
+            _set_cookie(response, new_session_id())
         return response
 
 
