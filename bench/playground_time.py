@@ -5,7 +5,9 @@ K steps per frame, waiting one animation frame (~16 ms) between frames as the pa
     python bench/playground_time.py [--frame-ms 16] [--limit 120]
 
 Targets (docs/web.md): xor test loss < 0.25 within ~20 s of play; spiral with hidden 16,16
-< 0.3 within ~45 s. Prints one `time_to_target` line per case (seconds, steps, frames).
+< 0.3 within ~45 s; Playground II: spiral3 (three classes, softmax + cross-entropy) with hidden
+16,16, relu, η = 0.03 < 0.5, and plane (regression, squared error) with the defaults < 0.001.
+Prints one `time_to_target` line per case (seconds, steps, frames).
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from chainrule.web.app import create_app
 from chainrule.web.playground import Settings
 
 STEPS_PER_FRAME = 20  # the page's default (#pg-speed)
-CASES = [("xor", "4,4", 0.25), ("spiral", "16,16", 0.3)]
+CASES = [  # (name, settings different from the page's defaults, test-loss target)
+    ("xor", {"dataset": "xor"}, 0.25),
+    ("spiral", {"dataset": "spiral", "hidden": "16,16"}, 0.3),
+    ("spiral3", {"dataset": "spiral3", "hidden": "16,16", "activation": "relu", "lr": 0.03}, 0.5),
+    ("plane", {"problem": "regression", "dataset": "plane"}, 0.001),
+]
 
 
 def start_server() -> tuple[str, uvicorn.Server, threading.Thread]:
@@ -37,11 +44,12 @@ def start_server() -> tuple[str, uvicorn.Server, threading.Thread]:
     return f"http://127.0.0.1:{sock.getsockname()[1]}", srv, thread
 
 
-def time_to_target(base: str, dataset: str, hidden: str, target: float, frame_ms: float,
+def time_to_target(base: str, changes: dict, target: float, frame_ms: float,
                    limit: float) -> tuple[float, int, int, float]:
     """(seconds of play, steps, frames, last test loss) until the test loss < target."""
-    settings = {**Settings().to_json(), "dataset": dataset, "hidden": hidden}
+    settings = {**Settings().to_json(), **changes}
     with httpx.Client(base_url=base, timeout=30) as client:
+        client.get("/").raise_for_status()  # the page: the visitor's session cookie
         client.post("/api/playground/new", json={"settings": settings}).raise_for_status()
         start, frames, frame = time.perf_counter(), 0, {}
         while time.perf_counter() - start < limit:
@@ -61,11 +69,12 @@ def main() -> None:
     args = parser.parse_args()
     base, srv, thread = start_server()
     try:
-        for dataset, hidden, target in CASES:
-            seconds, steps, frames, loss = time_to_target(base, dataset, hidden, target,
+        for name, changes, target in CASES:
+            seconds, steps, frames, loss = time_to_target(base, changes, target,
                                                           args.frame_ms, args.limit)
-            print(f"time_to_target {dataset} hidden={hidden} loss<{target}: {seconds:.1f} s, "
-                  f"{steps} steps, {frames} frames, test loss {loss:.3f}", flush=True)
+            shown = " ".join(f"{k}={v}" for k, v in changes.items() if k != "dataset")
+            print(f"time_to_target {name} {shown} loss<{target}: {seconds:.1f} s, "
+                  f"{steps} steps, {frames} frames, test loss {loss:.4f}", flush=True)
     finally:
         srv.should_exit = True
         thread.join(timeout=10)

@@ -6,6 +6,7 @@
 const $ = (id) => document.getElementById(id);
 export const ORANGE = [245, 147, 34];  // class 1, positive values
 export const BLUE = [8, 119, 189];     // class 0, negative values
+export const CLASS_COLOURS = [BLUE, ORANGE, [44, 160, 44], [148, 83, 189]];  // classes 0..3
 
 let pg = null;  // playground.js's state: options, net, frame, history, nodes, edges, ...
 
@@ -45,6 +46,53 @@ export function mapCanvas(packed, side, signed, strength = 0.85) {
   return canvas;
 }
 
+// White → `rgb` as t goes 0 → 1 (at most `strength` of full): one output unit's probability.
+export function tintCanvas(packed, side, rgb, strength = 0.85) {
+  const values = bytes(packed);
+  const canvas = document.createElement("canvas");
+  canvas.width = side; canvas.height = side;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(side, side);
+  for (let i = 0; i < side * side; i++) {
+    const a = strength * values[i] / 255;
+    for (let c = 0; c < 3; c++) img.data[4 * i + c] = 255 + (rgb[c] - 255) * a;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+// More than two classes: each cell in its likeliest class's colour, paler where the network
+// is less sure (confidence (p − 1/K)/(1 − 1/K) from the winning probability p).
+export function classCanvas(frame, side, classes) {
+  const winners = bytes(frame.boundary_class), top = bytes(frame.boundary);
+  const canvas = document.createElement("canvas");
+  canvas.width = side; canvas.height = side;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(side, side);
+  for (let i = 0; i < side * side; i++) {
+    const rgb = CLASS_COLOURS[winners[i]] || BLUE;
+    const sure = Math.max(0, (top[i] / 255 - 1 / classes) / (1 - 1 / classes));
+    const a = 0.2 + 0.5 * sure;
+    for (let c = 0; c < 3; c++) img.data[4 * i + c] = 255 + (rgb[c] - 255) * a;
+    img.data[4 * i + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+  return canvas;
+}
+
+export function outputCanvas(frame, side) {
+  const net = pg.net;
+  if (net.output === "softmax") return classCanvas(frame, side, net.sizes[net.sizes.length - 1]);
+  return mapCanvas(frame.boundary, side, net.output === "regression", 0.6);
+}
+
+// A data point's colour: its class, or (regression) its value on the orange/blue scale.
+export function pointColour(point) {
+  if (pg.net.output === "regression") return colour(point[2] / (pg.net.value_scale || 1));
+  return CLASS_COLOURS[point[2]] || BLUE;
+}
+
 export function toCanvas(point, size) {
   const [lo, hi] = pg.net.domain;
   return [(point[0] - lo) / (hi - lo) * size, (hi - point[1]) / (hi - lo) * size];
@@ -55,15 +103,17 @@ export function drawBoundary() {
   const size = canvas.width;
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = true;
-  ctx.drawImage(mapCanvas(pg.frame.boundary, pg.net.grid, false, 0.6), 0, 0, size, size);
+  ctx.drawImage(outputCanvas(pg.frame, pg.net.grid), 0, 0, size, size);
+  const regression = pg.net.output === "regression";
   const dot = (point, filled, radius) => {
     const [x, y] = toCanvas(point, size);
     ctx.beginPath();
     ctx.arc(x, y, radius, 0, 2 * Math.PI);
-    const rgb = `rgb(${(point[2] ? ORANGE : BLUE).join(",")})`;
+    const rgb = `rgb(${pointColour(point).map(Math.round).join(",")})`;
     ctx.fillStyle = filled ? rgb : "#fff";
-    ctx.strokeStyle = filled ? "#fff" : rgb;
+    ctx.strokeStyle = regression ? "#333" : filled ? "#fff" : rgb;
     ctx.lineWidth = filled ? 1 : 2;
+    if (regression && !filled) { ctx.strokeStyle = rgb; ctx.lineWidth = 3; }
     ctx.fill(); ctx.stroke();
   };
   const radius = pg.net.train.length <= 4 ? 9 : 3.5;
@@ -76,6 +126,7 @@ export function drawBoundary() {
     ctx.strokeStyle = "#111"; ctx.lineWidth = 2; ctx.stroke();
   }
   canvas.dataset.step = String(pg.frame.step);
+  canvas.dataset.points = String(pg.net.points);
 }
 
 // The diagram: a column of squares per layer, each square the neuron's map; lines are weights.
@@ -98,7 +149,11 @@ export function layout(width) {
 export function nodeImage(l, i) {
   const net = pg.net, frame = pg.frame;
   if (l === 0) return mapCanvas(net.input_maps[i], net.neuron_grid, true);
-  if (l === net.sizes.length - 1) return mapCanvas(frame.boundary, net.grid, false);
+  if (l === net.sizes.length - 1) {
+    if (net.output === "binary") return mapCanvas(frame.boundary, net.grid, false);
+    if (net.output === "regression") return mapCanvas(frame.outputs[0], net.neuron_grid, true);
+    return tintCanvas(frame.outputs[i], net.neuron_grid, CLASS_COLOURS[i]);
+  }
   return mapCanvas(frame.neurons[l - 1][i], net.neuron_grid, true);
 }
 

@@ -1,17 +1,30 @@
 // chainrule serve: the Playground tab. An ES module, no libraries. The network lives on the
-// server (chainrule's Dense, activations, BCEWithLogits and optimizers); this page asks for
+// server (chainrule's Dense, activations, dropout, losses and optimizers); this page asks for
 // K training steps per frame (POST /api/playground/step) and draws what comes back: the
-// decision boundary, every neuron's picture of the plane, the weights, the losses, and for
-// one training point every number of its forward and backward pass (the backprop view).
-// The settings live in the URL hash (#playground?dataset=xor&hidden=4,4&...).
+// output over the plane, every neuron's picture of it, the weights, the losses, and for one
+// training point every number of its forward and backward pass (the backprop view). Clicks on
+// the plane add or remove points, a pasted CSV becomes the data, and the network can leave as a
+// Python script or a .safetensors file. The settings live in the URL hash
+// (#playground?problem=classification&dataset=xor&hidden=4,4&...).
 
 import {
   drawBoundary, drawChart, drawNet, nodeImage, toCanvas, useState,
 } from "./playground-draw.js";
 
 const $ = (id) => document.getElementById(id);
-const SETTING_KEYS = ["dataset", "noise", "train", "seed", "hidden", "activation", "lr", "batch",
-  "optimizer", "l2"];
+const SETTING_KEYS = ["problem", "dataset", "noise", "train", "seed", "hidden", "activation", "lr",
+  "batch", "optimizer", "l2", "dropout"];
+const PAGE_KEYS = ["speed", "paint"];  // page-only settings, kept in the URL too
+const DATASET_LABELS = {
+  xor: "xor", circle: "circle", gauss: "two blobs", spiral: "spiral",
+  xnor: "XNOR truth table (seed 001)", spiral3: "three-arm spiral", blobs4: "four blobs",
+  custom: "your own points", plane: "plane", multigauss: "multigauss",
+};
+const PAINT = {
+  classification: [["0", "class 0"], ["1", "class 1"], ["2", "class 2"], ["3", "class 3"]],
+  regression: [["-1", "value −1"], ["-0.5", "value −0.5"], ["0", "value 0"], ["0.5", "value 0.5"],
+    ["1", "value 1"]],
+};
 const SUP = { "0": "⁰", "1": "¹", "2": "²", "3": "³", "4": "⁴", "5": "⁵", "6": "⁶", "7": "⁷", "8": "⁸", "9": "⁹" };
 const SUB = { "0": "₀", "1": "₁", "2": "₂", "3": "₃", "4": "₄", "5": "₅", "6": "₆", "7": "₇", "8": "₈", "9": "₉" };
 
@@ -76,7 +89,25 @@ function setSelect(el, value) {
   el.value = value;
 }
 
+// The data sets and paint values that fit the problem (classification or regression).
+function fillProblemChoices(problem) {
+  const datasets = pg.options.datasets[problem] || pg.options.datasets.classification;
+  const data = $("pg-dataset"), paint = $("pg-paint-class");
+  if ([...data.options].map((o) => o.value).join() !== datasets.join()) {
+    const keep = data.value;
+    data.replaceChildren(...datasets.map((d) => node("option", { value: d }, DATASET_LABELS[d] || d)));
+    data.value = datasets.includes(keep) ? keep : datasets[0];
+  }
+  const values = PAINT[problem] || PAINT.classification;
+  if (paint.dataset.problem !== problem) {
+    paint.replaceChildren(...values.map(([v, label]) => node("option", { value: v }, label)));
+    paint.value = "1";
+    paint.dataset.problem = problem;
+  }
+}
+
 function writeControls(s) {
+  if (s.problem !== undefined) fillProblemChoices(String(s.problem));
   for (const key of SETTING_KEYS) {
     if (s[key] === undefined) continue;
     const el = $(`pg-${key}`);
@@ -87,6 +118,9 @@ function writeControls(s) {
     for (const box of document.querySelectorAll("#pg-features input")) box.checked = on.has(box.value);
   }
   if (s.speed !== undefined) setSelect($("pg-speed"), s.speed);
+  if (s.paint !== undefined && [...$("pg-paint-class").options].some((o) => o.value === String(s.paint))) {
+    $("pg-paint-class").value = String(s.paint);
+  }
 }
 
 function settingsFromUrl() {
@@ -94,14 +128,15 @@ function settingsFromUrl() {
   if (!hash.startsWith("#playground")) return null;
   const query = new URLSearchParams(hash.slice(hash.indexOf("?") + 1 || hash.length));
   const s = {};
-  for (const key of [...SETTING_KEYS, "features", "speed"]) {
+  for (const key of [...SETTING_KEYS, "features", ...PAGE_KEYS]) {
     if (query.has(key)) s[key] = query.get(key);
   }
   return s;
 }
 
 function saveUrl(settings) {
-  const query = new URLSearchParams({ ...settings, speed: $("pg-speed").value });
+  const query = new URLSearchParams({ ...settings, speed: $("pg-speed").value,
+    paint: $("pg-paint-class").value });
   history.replaceState(null, "", "#playground?" + query.toString().replace(/%2C/g, ","));
 }
 
@@ -117,17 +152,12 @@ async function buildNow() {
   const settings = readControls();
   try {
     const answer = await post("/api/playground/new", { settings });
-    pg.net = answer;
-    pg.history = [];
-    pg.explain = null;
-    pg.point = 0;
-    pg.edge = null;
+    useNet(answer, true);
     const unchanged = JSON.stringify(readControls()) === JSON.stringify(settings);
     if (unchanged) writeControls(answer.settings);  // tidied ("4, 4" → "4,4"), unless edited since
     saveUrl(answer.settings);
     message("");
     showFrame(answer.frame);
-    $("pg-net").dataset.version = String(++pg.builds);
     return true;
   } catch (error) {
     message(error.message + (pg.net ? " (the network is unchanged)" : ""));
@@ -135,9 +165,25 @@ async function buildNow() {
   }
 }
 
+// A new network (fresh: forget the loss history and the backprop view) or new data for the
+// same one; the frame is drawn by the caller.
+function useNet(answer, fresh) {
+  pg.net = answer;
+  if (fresh) {
+    pg.history = [];
+    pg.explain = null;
+    pg.point = 0;
+    pg.edge = null;
+    $("pg-net").dataset.version = String(++pg.builds);
+  }
+  if (pg.point >= answer.train.length) pg.point = 0;
+  $("pg-points").textContent = String(answer.points);
+  $("pg-code").value = "";
+}
+
 async function step(steps, explain) {
   const body = { steps };
-  if (explain) body.explain = pg.point;
+  if (explain && pg.net && pg.net.train.length) body.explain = pg.point;
   try {
     return await post("/api/playground/step", body);
   } catch (error) {
@@ -180,7 +226,7 @@ async function pause() {
 async function togglePlay() {
   if (!pg.playing) { setPlaying(true); return; }
   await pause();
-  if (pg.net && !pg.frame.diverged) explainPoint();
+  if (pg.net && !pg.frame.diverged && pg.net.train.length) explainPoint();
 }
 
 async function stepOnce() {
@@ -209,8 +255,9 @@ async function explainPoint() {
 function showFrame(frame) {
   pg.frame = frame;
   $("pg-epoch").textContent = String(frame.step);
-  $("pg-loss").textContent = frame.test_loss === null ? "NaN" : frame.test_loss.toFixed(4);
-  $("pg-train-loss").textContent = frame.train_loss === null ? "NaN" : frame.train_loss.toFixed(4);
+  const none = frame.diverged ? "NaN" : "–";  // no number: diverged, or no points yet
+  $("pg-loss").textContent = frame.test_loss === null ? none : frame.test_loss.toFixed(4);
+  $("pg-train-loss").textContent = frame.train_loss === null ? none : frame.train_loss.toFixed(4);
   const last = pg.history[pg.history.length - 1];
   if (frame.test_loss !== null && (!last || last.step !== frame.step)) {
     pg.history.push({ step: frame.step, train: frame.train_loss, test: frame.test_loss });
@@ -272,26 +319,31 @@ function showMath(view) {
   const L = view.layers.length;
   if (!pg.edge || pg.edge.l > L) pg.edge = defaultEdge(view);
   const box = $("pg-math");
-  const act = view.activation;
+  const act = view.activation, out = OUTPUT_MATHS[view.output] || OUTPUT_MATHS.binary;
   const forward = node("div", { class: "pg-col" }, node("h3", {}, "Forward pass"));
   const a0 = `a${sup(0)}`;
-  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), class y = ${view.y})`, view.x));
+  const what = view.output === "regression" ? "value" : "class";
+  forward.append(line(`${a0} = x`, `(training point ${view.point} at (${view.xy.map(fmt).join(", ")}), ${what} y = ${view.output === "regression" ? fmt(view.y) : view.y})`, view.x));
   view.layers.forEach((layer, k) => {
     const l = layer.layer, below = `a${sup(l - 1)}`;
     forward.append(line(`z${sup(l)}`, `= W${sup(l)}${below} + b${sup(l)}`, layer.z));
-    const f = l === L ? "sigmoid" : act;
-    forward.append(line(`a${sup(l)}`, `= ${f}(z${sup(l)})${l === L ? " = ŷ" : ""}`, layer.a));
-    if (k === L - 1) forward.append(line("L", "= −[y log ŷ + (1 − y) log(1 − ŷ)]", [view.loss]));
+    const f = l === L ? out.f : act;
+    forward.append(line(`a${sup(l)}`, `= ${f}(z${sup(l)})${l === L ? ` = ${out.yhat}` : ""}`, layer.a));
+    if (k === L - 1) forward.append(line("L", out.loss, [view.loss]));
   });
   const backward = node("div", { class: "pg-col" }, node("h3", {}, "Backward pass (chain rule)"));
   for (let k = L - 1; k >= 0; k--) {
     const layer = view.layers[k], l = layer.layer;
-    const f = l === L ? "sigmoid" : act;
-    const daText = l === L ? "= (ŷ − y) / (ŷ(1 − ŷ))" : `= W${sup(l + 1)}ᵀ ∂L/∂z${sup(l + 1)}`;
+    const f = l === L ? out.f : act;
+    const daText = l === L ? out.da : `= W${sup(l + 1)}ᵀ ∂L/∂z${sup(l + 1)}`;
     backward.append(node("h4", {}, `layer ${l}${l === L ? " (output)" : ""}`));
-    backward.append(line(`∂L/∂a${sup(l)}`, daText, layer.dL_da));
-    backward.append(line(`σ′(z${sup(l)})`, `(${f}′)`, layer.sigma_prime));
-    backward.append(line(`∂L/∂z${sup(l)}`, `= ∂L/∂a${sup(l)}·σ′(z${sup(l)})${l === L ? " = ŷ − y" : ""}`, layer.dL_dz));
+    if (layer.dL_da !== null) {
+      backward.append(line(`∂L/∂a${sup(l)}`, daText, layer.dL_da));
+      backward.append(line(`σ′(z${sup(l)})`, `(${f}′)`, layer.sigma_prime));
+      backward.append(line(`∂L/∂z${sup(l)}`, `= ∂L/∂a${sup(l)}·σ′(z${sup(l)})${l === L ? ` = ${out.dz}` : ""}`, layer.dL_dz));
+    } else {  // the softmax output: its Jacobian and the log of the loss cancel
+      backward.append(line(`∂L/∂z${sup(l)}`, `= ${out.dz}  (y one-hot: 1 at class ${view.y})`, layer.dL_dz));
+    }
     backward.append(line(`∂L/∂W${sup(l)}`, `= ∂L/∂z${sup(l)}·a${sup(l - 1)}ᵀ`));
     backward.append(matrix(layer.dL_dW, pg.edge.l === l ? pg.edge : { l, i: -1, j: -1 }));
   }
@@ -315,6 +367,15 @@ function showMath(view) {
   drawBoundary();
 }
 
+// How the output layer reads in each problem: two classes, more classes, regression.
+const OUTPUT_MATHS = {
+  binary: { f: "sigmoid", yhat: "ŷ", loss: "= −[y log ŷ + (1 − y) log(1 − ŷ)]",
+    da: "= (ŷ − y) / (ŷ(1 − ŷ))", dz: "ŷ − y" },
+  softmax: { f: "softmax", yhat: "p", loss: "= −log p_y  (cross-entropy)", da: "", dz: "p − y" },
+  regression: { f: "identity", yhat: "ŷ", loss: "= (ŷ − y)²  (squared error)",
+    da: "= 2(ŷ − y)", dz: "2(ŷ − y)" },
+};
+
 function chooseEdge(l, i, j) {
   pg.edge = { l, i, j };
   if (pg.explain) showMath(pg.explain);
@@ -326,8 +387,74 @@ function canvasPoint(canvas, event, size) {
   return [(event.clientX - r.left) * size[0] / r.width, (event.clientY - r.top) * size[1] / r.height];
 }
 
-function pickPoint(event) {
+// Click: add a point of the chosen class (or value); shift-click: remove the nearest point;
+// alt-click: explain the nearest training point in the backprop view.
+function boundaryClick(event) {
   if (!pg.net) return;
+  if (event.altKey) { pickPoint(event); return; }
+  const canvas = $("pg-boundary");
+  const [cx, cy] = canvasPoint(canvas, event, [canvas.width, canvas.height]);
+  const [lo, hi] = pg.net.domain;
+  const round = (v) => Math.round(Math.min(hi, Math.max(lo, v)) * 1e4) / 1e4;
+  const xy = [round(lo + cx / canvas.width * (hi - lo)), round(hi - cy / canvas.height * (hi - lo))];
+  const value = Number($("pg-paint-class").value);
+  changePoints(event.shiftKey ? { remove: xy } : { add: [...xy, value] });
+}
+
+// Edits run one after another (and after any build), so none is lost.
+function changePoints(body) {
+  pg.building = pg.building.then(async () => {
+    try {
+      let answer;
+      try {
+        answer = await post("/api/playground/points", body);
+      } catch (error) {
+        if (error.status !== 404 || !(await buildNow())) throw error;
+        answer = await post("/api/playground/points", body);
+      }
+      useNet(answer, answer.rebuilt);
+      message(answer.rebuilt ? `the network was rebuilt for ${answer.classes} classes` : "", false);
+      showFrame(answer.frame);
+    } catch (error) {
+      message(error.message);
+    }
+    return true;
+  });
+  return pg.building;
+}
+
+async function loadCsv() {
+  const text = $("pg-csv").value;
+  pg.building = pg.building.then(async () => {
+    try {
+      const answer = await post("/api/playground/csv", { csv: text, settings: readControls() });
+      writeControls(answer.settings);
+      useNet(answer, true);
+      saveUrl(answer.settings);
+      message(`loaded ${answer.points} points`, false);
+      showFrame(answer.frame);
+    } catch (error) {
+      message(error.message + (pg.net ? " (the data is unchanged)" : ""));
+    }
+    return true;
+  });
+  return pg.building;
+}
+
+async function exportScript() {
+  await pg.building;
+  try {
+    const answer = await post("/api/playground/export", {});
+    $("pg-code").value = answer.code;
+    $("pg-code").dataset.loss = answer.test_loss === null ? "" : answer.test_loss.toFixed(4);
+    message("");
+  } catch (error) {
+    message(error.message);
+  }
+}
+
+function pickPoint(event) {
+  if (!pg.net || !pg.net.train.length) return;
   const canvas = $("pg-boundary");
   const [x, y] = canvasPoint(canvas, event, [canvas.width, canvas.height]);
   let best = 0, bestDistance = Infinity;
@@ -373,12 +500,18 @@ function netPointer(event, click) {
 }
 
 // ---- start-up ---------------------------------------------------------------------------------------
+function onProblemChange() {
+  fillProblemChoices($("pg-problem").value);
+  onDatasetChange();
+}
+
 function onDatasetChange() {
   const xnor = pg.options.xnor_defaults, defaults = pg.options.defaults;
   const current = readControls();
   const isXnor = (s) => ["hidden", "activation", "optimizer", "lr", "batch"].every((k) => String(s[k]) === String(xnor[k]));
+  const keep = { problem: current.problem, dataset: current.dataset, seed: current.seed };
   if (current.dataset === "xnor") writeControls({ ...xnor, seed: current.seed });
-  else if (isXnor(current)) writeControls({ ...defaults, dataset: current.dataset, seed: current.seed });
+  else if (isXnor(current)) writeControls({ ...defaults, ...keep });
   build();
 }
 
@@ -397,14 +530,20 @@ async function start() {
   pg.options = await response.json();
   makeFeatureToggles(pg.options.features);
   writeControls({ ...pg.options.defaults, ...(settingsFromUrl() || {}) });
-  for (const key of SETTING_KEYS.filter((k) => k !== "dataset")) $(`pg-${key}`).addEventListener("change", build);
+  for (const key of SETTING_KEYS.filter((k) => k !== "dataset" && k !== "problem")) {
+    $(`pg-${key}`).addEventListener("change", build);
+  }
+  $("pg-problem").addEventListener("change", onProblemChange);
   $("pg-dataset").addEventListener("change", onDatasetChange);
+  $("pg-paint-class").addEventListener("change", () => pg.net && saveUrl(pg.net.settings));
+  $("pg-load-csv").addEventListener("click", loadCsv);
+  $("pg-export").addEventListener("click", exportScript);
   $("pg-features").addEventListener("change", build);
   $("pg-speed").addEventListener("change", () => pg.net && saveUrl(pg.net.settings));
   $("pg-play").addEventListener("click", togglePlay);
   $("pg-step").addEventListener("click", stepOnce);
   $("pg-reset").addEventListener("click", async () => { await pause(); await build(); });
-  $("pg-boundary").addEventListener("click", pickPoint);
+  $("pg-boundary").addEventListener("click", boundaryClick);
   $("pg-net").addEventListener("pointermove", (e) => netPointer(e, false));
   $("pg-net").addEventListener("pointerleave", () => { $("pg-zoom").hidden = true; });
   $("pg-net").addEventListener("click", (e) => netPointer(e, true));
