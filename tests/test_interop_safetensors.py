@@ -271,17 +271,22 @@ def test_header_longer_than_file_and_garbage(tmp_path):
     with pytest.raises(ModelFileError, match="not JSON"):
         cr.load(path)
     raw_file(path, {"__metadata__": {"model": "{not json"}})
-    with pytest.raises(ModelFileError, match="'model' is not JSON"):
+    with pytest.raises(ModelFileError, match="'model' JSON is corrupt"):
         cr.load(path)
     with pytest.raises(ModelFileError, match="no such"):
         cr.load(tmp_path / "missing.safetensors")
 
 
-def test_overlapping_tensors_are_refused_by_the_package(tmp_path):
+@pytest.mark.parametrize("offsets, problem", [([0, 8], "overlaps another"),
+                                              ([12, 20], "leaves a gap"),
+                                              ([8, 16], "4 bytes after the last tensor")])
+def test_tensors_must_tile_the_data_exactly(offsets, problem, tmp_path):
+    """As the format requires (and the safetensors package checks): no tensor shares bytes
+    with another, no bytes lie between or after them."""
     path = tmp_path / "m.safetensors"
     spec = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
-    raw_file(path, {"a": spec, "b": dict(spec)}, bytes(8))
-    with pytest.raises(ModelFileError, match="corrupt safetensors"):
+    raw_file(path, {"a": spec, "b": {**spec, "data_offsets": offsets}}, bytes(20))
+    with pytest.raises(ModelFileError, match=problem):
         load_weights(cr.Sequential(cr.ReLU()), path)
 
 
