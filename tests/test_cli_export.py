@@ -64,6 +64,15 @@ def test_export_safetensors_keeps_metadata_and_weights(run_folder, tmp_path, rng
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files
 
 
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.safetensors"), ("safetensors", "m.onnx"),
+                                       ("onnx", "m.npz")])
+def test_format_and_suffix_must_agree(fmt, name, run_folder, tmp_path):
+    folder, _ = run_folder
+    assert_one_line_error(run("export", folder, "--format", fmt, "-o", tmp_path / name),
+                          f"--format {fmt}", name)
+    assert not (tmp_path / name).exists()
+
+
 def test_export_into_a_folder_names_the_file(run_folder, tmp_path):
     pytest.importorskip("onnx")
     folder, _ = run_folder
