@@ -137,6 +137,24 @@ def test_ceil_mode_windows_export_as_explicit_end_padding(name, tmp_path, rng):
     assert attrs.get("ceil_mode", 0) == 0  # the windows are all in `pads`
 
 
+def test_onnx_ceil_mode_rule_differs_from_chainrule_and_pytorch(tmp_path, rng):
+    """Why ceil_mode is written as padding: for MaxPool2D(2, stride=3) on 6×6 the onnx
+    package's shape rule gives 3×3, chainrule and PyTorch 2×2 (docs/interop.md)."""
+    torch = pytest.importorskip("torch")
+    h = onnx.helper
+    node = h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[3, 3], ceil_mode=1)
+    graph = h.make_graph([node], "g", [h.make_tensor_value_info("x", 1, [1, 1, 6, 6])],
+                         [h.make_tensor_value_info("y", 1, None)])
+    inferred = onnx.shape_inference.infer_shapes(
+        h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8))
+    assert [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim] == \
+        [1, 1, 3, 3]
+    x = rng.normal(size=(1, 1, 6, 6)).astype(np.float32)
+    ours = cr.MaxPool2D(2, stride=3, ceil_mode=True)(x)
+    theirs = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 3, ceil_mode=True).numpy()
+    assert ours.shape == theirs.shape == (1, 1, 2, 2) and np.array_equal(ours, theirs)
+
+
 def test_a_graph_onnx_rejects_is_an_export_error_naming_it(tmp_path, monkeypatch):
     """Whatever onnx's checker finds wrong is an ExportError (one line), never onnx's own
     exception, and nothing is written."""
