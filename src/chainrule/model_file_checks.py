@@ -308,7 +308,7 @@ def _is_dict(v) -> bool:
 METADATA_FIELDS: dict[str, Callable[[object], bool]] = {
     "class_names": _list_of(str),
     "input_shape": lambda v: _list_of(int)(v) and all(not isinstance(x, bool) for x in v),
-    "data": lambda v: isinstance(v, dict) and isinstance(v.get("name", ""), str),
+    "data": _is_dict,
     "history": lambda v: isinstance(v, dict) and all(isinstance(x, list) for x in v.values()),
     "metrics": _is_dict,
     "training": lambda v: isinstance(v, dict) and isinstance(v.get("config", {}), dict),
