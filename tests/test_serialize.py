@@ -533,3 +533,15 @@ def test_the_loader_imports_the_formats_and_nothing_imports_it_back():
             assert "chainrule.serialize" not in _reachable(graph, module), module
     assert "chainrule.interop.onnx_export" in _reachable(graph, "chainrule.serialize")
     assert "chainrule.formats" in _reachable(graph, "chainrule.serialize")
+
+
+def test_an_array_is_read_only_as_its_checked_header_promised(tmp_path):
+    """A file swapped between the header check and the read cannot make the reader allocate
+    what the new file asks for: each array's header is compared again first."""
+    from chainrule.formats import read_model_file
+
+    path = save(cr.Sequential(cr.Dense(2, 2, seed=0)), tmp_path / "m.npz")
+    found = read_model_file(path)
+    save(cr.Sequential(cr.Dense(300, 300, seed=0)), path)
+    with pytest.raises(ModelFileError, match="changed while it was read"):
+        found.read("0.weight")

@@ -99,15 +99,8 @@ def _read_entries(path: Path, zf: zipfile.ZipFile) -> dict[str, tuple[zipfile.Zi
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise _error(path, f"entry {name!r} uses an unsupported zip compression")
         with zf.open(info) as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                header = np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
-            elif version == (2, 0):
-                header = np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER_SIZE)
-            else:
-                raise _error(path, f"entry {name!r} has unsupported .npy version {version}")
+            shape, _, dtype = _read_header(f, name, path)
             header_bytes = f.tell()
-        shape, _, dtype = header
         if dtype.hasobject:
             raise _error(path, f"entry {name!r} holds pickled Python objects, which chainrule "
                          "never loads (they can run code)")
@@ -122,13 +115,32 @@ def _read_entries(path: Path, zf: zipfile.ZipFile) -> dict[str, tuple[zipfile.Zi
     return entries
 
 
-def _read_array(path: Path, info: zipfile.ZipInfo) -> np.ndarray:
+def _read_header(f, name: str, path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f, max_header_size=MAX_HEADER_SIZE)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f, max_header_size=MAX_HEADER_SIZE)
+    raise _error(path, f"entry {name!r} has unsupported .npy version {version}")
+
+
+def _read_array(path: Path, info: zipfile.ZipInfo, spec: ArraySpec) -> np.ndarray:
+    """One array's data: exactly the bytes its checked header promised (the file is opened
+    again, so its header is compared once more before anything is read)."""
+    name = info.filename.removesuffix(".npy")
     try:
         with zipfile.ZipFile(path) as zf, zf.open(info.filename) as f:
-            return np.lib.format.read_array(f, allow_pickle=False,
-                                            max_header_size=MAX_HEADER_SIZE)
+            shape, fortran, dtype = _read_header(f, name, path)
+            if (tuple(shape), dtype) != (spec.shape, spec.dtype) or dtype.hasobject:
+                raise _error(path, f"entry {name!r} changed while it was read")
+            data = f.read(spec.size * dtype.itemsize)
+    except ModelFileError:
+        raise
     except Exception as exc:  # zip, zlib and I/O failures: the bytes are not sound
         raise _error(path, f"corrupt or truncated .npz file ({_short(exc)})") from exc
+    if len(data) != spec.size * dtype.itemsize:
+        raise _error(path, f"entry {name!r} is truncated")
+    return np.frombuffer(bytearray(data), dtype).reshape(shape, order="F" if fortran else "C")
 
 
 def _read_meta(path: Path, zf: zipfile.ZipFile, entries: dict) -> dict:
@@ -181,7 +193,7 @@ def read_model_file(path: Path) -> ModelFile:
         path=path,
         architecture=meta.get("model"),
         arrays=arrays,
-        read=lambda name: _read_array(path, entries[name][0]),
+        read=lambda name: _read_array(path, *entries[name]),
         dtype=meta.get("dtype"),
         tied=meta.get("tied"),
         optimizer=meta.get("optimizer"),
