@@ -269,8 +269,9 @@ def _check_sizes(path: Path, expected: dict[str, tuple], arrays: dict[str, Array
         held = arrays.get(name)
         if held is None or held.shape != shape:
             found = "no such array" if held is None else f"{list(held.shape)}"
-            layer = name.rpartition(".")[0] or "the model"
-            raise _error(path, f"layer {layer} needs {name!r} of shape {list(shape)}, "
+            layer = name.rpartition(".")[0]
+            where = f"layer {layer}" if layer else "the model"
+            raise _error(path, f"{where} needs {name!r} of shape {list(shape)}, "
                          f"the file holds {found}")
 
 
