@@ -56,12 +56,21 @@ def test_export_safetensors_keeps_metadata_and_weights(run_folder, tmp_path, rng
     assert result.returncode == 0, result.stderr
     ckpt = cr.load_checkpoint(tmp_path / "m.safetensors")
     x = rng.random((4, 28, 28), dtype=np.float32)
-    assert np.array_equal(ckpt.model(x), model(x))
+    assert np.array_equal(ckpt.model.eval()(x), model(x))
     assert ckpt.metadata["class_names"][3] == "3"
     # and the other commands read it like any model file
     evaluate = run("evaluate", tmp_path / "m.safetensors", "--json")
     assert evaluate.returncode == 0, evaluate.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files
+
+
+@pytest.mark.parametrize("fmt, name", [("onnx", "m.safetensors"), ("safetensors", "m.onnx"),
+                                       ("onnx", "m.npz")])
+def test_format_and_suffix_must_agree(fmt, name, run_folder, tmp_path):
+    folder, _ = run_folder
+    assert_one_line_error(run("export", folder, "--format", fmt, "-o", tmp_path / name),
+                          f"--format {fmt}", name)
+    assert not (tmp_path / name).exists()
 
 
 def test_export_into_a_folder_names_the_file(run_folder, tmp_path):
@@ -93,13 +102,23 @@ def test_bad_inputs_exit_2_in_one_line(run_folder, tmp_path):
     assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "x.safetensors").exists()
 
 
-def test_missing_package_is_a_one_line_model_file_error(run_folder, tmp_path, monkeypatch):
-    import sys
-
+def test_reading_needs_no_package_and_a_missing_one_is_one_line(run_folder, tmp_path,
+                                                                  monkeypatch, capsys):
+    """.safetensors files are read by chainrule itself; reading .onnx and writing either needs
+    the package, and its absence is one line naming the extra (exit code 2)."""
+    from chainrule.cli import main
     from chainrule.serialize import ModelFileError
 
-    folder, _ = run_folder
+    pytest.importorskip("onnx")
+    folder, model = run_folder
     path = cr.save(cr.load(folder), tmp_path / "m.safetensors")
+    onnx_path = cr.save(cr.load(folder), tmp_path / "m.onnx")
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
-    with pytest.raises(ModelFileError, match=r"pip install chainrule\[safetensors\]"):
-        cr.load(path)
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    x = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)
+    assert np.array_equal(cr.load(path)(x), model(x))
+    assert main(["export", str(folder), "-o", str(tmp_path / "y.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pip install chainrule[safetensors]" in err and "\n" not in err
+    with pytest.raises(ModelFileError, match=r"pip install chainrule\[onnx\]"):
+        cr.load(onnx_path)

@@ -1,8 +1,10 @@
-"""Fuzzing the .npz model reader: whatever the bytes, `load` either returns a model or raises
-`ModelFileError` (one line), never another exception, a hang or a large allocation."""
+"""Fuzzing the model readers (.npz, .safetensors, .onnx): whatever the bytes, `load` either
+returns a model or raises `ModelFileError` (one line), never another exception, a hang or a
+large allocation. Derandomized and bounded, so the run is the same, and short, every time."""
 
 import io
 import json
+import struct
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -53,11 +55,11 @@ def pack(meta, arrays: dict) -> bytes:
     return buffer.getvalue()
 
 
-def assert_safe(data: bytes) -> None:
+def assert_safe(data: bytes, suffix: str = ".npz") -> None:
     """`load` on these bytes returns a model or raises a one-line ModelFileError, in bounded
     memory."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "fuzz.npz"
+        path = Path(folder) / f"fuzz{suffix}"
         path.write_bytes(data)
         tracemalloc.start()
         try:
@@ -197,3 +199,157 @@ def test_mutated_arrays(name, change, relist):
                                   "[" * 5000 + "]" * 5000 + "}}"])
 def test_hostile_json_text(text):
     assert_safe(pack(text, {}))
+
+
+# ---- .safetensors -------------------------------------------------------------------------------
+FEW = settings(FUZZ, max_examples=60)
+
+
+def reference_safetensors() -> bytes:
+    pytest.importorskip("safetensors")
+    model = reference_model()
+    with tempfile.TemporaryDirectory() as folder:
+        path = cr.save(model, Path(folder) / "m.safetensors", metadata={"note": "fuzz",
+                                                                       "class_names": ["a"]})
+        return path.read_bytes()
+
+
+def st_parts(data: bytes) -> tuple[dict, bytes]:
+    (n,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def st_pack(header, body: bytes) -> bytes:
+    text = (header if isinstance(header, str) else json.dumps(header)).encode()
+    return struct.pack("<Q", len(text)) + text + body
+
+
+@pytest.fixture(scope="module")
+def st_valid():
+    return reference_safetensors()
+
+
+def test_the_reference_safetensors_loads(st_valid):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.safetensors"
+        path.write_bytes(st_valid)
+        assert isinstance(cr.load(path), cr.Sequential)
+
+
+@FEW
+@given(data=st.data())
+def test_safetensors_truncated_and_flipped(st_valid, data):
+    blob = bytearray(st_valid[: data.draw(st.integers(0, len(st_valid)))])
+    for _ in range(data.draw(st.integers(0, 6))):
+        if blob:
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    assert_safe(bytes(blob), ".safetensors")
+
+
+@FEW
+@given(st.binary(max_size=600), st.integers(0, 2**64 - 1) | st.integers(0, 700))
+def test_safetensors_random_headers(body, length):
+    assert_safe(struct.pack("<Q", length) + body, ".safetensors")
+
+
+def _inner_paths(header: dict):
+    """Paths into the header, and into each JSON document inside __metadata__."""
+    for path in paths_of(header):
+        yield ("header", path)
+    for key, text in header["__metadata__"].items():
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            continue
+        for path in paths_of(doc):
+            yield (key, path)
+
+
+@FEW
+@given(data=st.data())
+def test_safetensors_mutated_headers_shapes_dtypes_and_metadata(st_valid, data):
+    header, body = st_parts(st_valid)
+    where, path = data.draw(st.sampled_from(list(_inner_paths(header))))
+    new = data.draw(JSON | st.sampled_from(["F16", "BF16", "I64", "nonsense", [12000, 12000],
+                                            [0, 10**9], 10**9, -1, "x"]))
+    if where == "header":
+        header = replaced(header, path, new)
+    else:
+        inner = replaced(json.loads(header["__metadata__"][where]), path, new)
+        header["__metadata__"][where] = json.dumps(inner)
+    assert_safe(st_pack(header, body), ".safetensors")
+
+
+# ---- .onnx --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def onnx_valid():
+    pytest.importorskip("onnx")
+    model = cr.Sequential(cr.Conv2D(1, 2, 3, seed=0), cr.BatchNorm2d(2), cr.ReLU(),
+                          cr.MaxPool2D(2, ceil_mode=True), cr.Flatten(), cr.Dense(18, 3, seed=1))
+    with tempfile.TemporaryDirectory() as folder:
+        path = cr.export_onnx(model, Path(folder) / "m.onnx", input_shape=(1, 8, 8))
+        return path.read_bytes()
+
+
+def test_the_reference_onnx_loads(onnx_valid):
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "m.onnx"
+        path.write_bytes(onnx_valid)
+        assert isinstance(cr.load(path), cr.Sequential)
+
+
+@FEW
+@given(data=st.data())
+def test_onnx_truncated_and_flipped(onnx_valid, data):
+    blob = bytearray(onnx_valid[: data.draw(st.integers(0, len(onnx_valid)))])
+    for _ in range(data.draw(st.integers(0, 6))):
+        if blob:
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    assert_safe(bytes(blob), ".onnx")
+
+
+TENSOR_EDITS = st.sampled_from(["dims-big", "dims-negative", "dims-drop", "type-string",
+                                "type-int32", "raw-short", "external", "typed-field", "rename"])
+
+
+def _edit_tensor(onnx, t, edit: str) -> None:
+    if edit == "dims-big":
+        t.dims[0] = 12000
+    elif edit == "dims-negative":
+        t.dims[0] = -3
+    elif edit == "dims-drop":
+        t.dims.pop()
+    elif edit == "type-string":
+        t.data_type = onnx.TensorProto.STRING
+    elif edit == "type-int32":
+        t.data_type = onnx.TensorProto.INT32
+    elif edit == "raw-short":
+        t.raw_data = t.raw_data[:-4]
+    elif edit == "external":
+        onnx.external_data_helper.set_external_data(t, location="model.npz")
+        t.data_location = onnx.TensorProto.EXTERNAL
+    elif edit == "typed-field":
+        t.float_data.append(1.0)
+    else:
+        t.name = "0.bias"
+
+
+@FEW
+@given(data=st.data())
+def test_onnx_mutated_tensors_and_metadata(onnx_valid, data):
+    onnx = pytest.importorskip("onnx")
+    proto = onnx.load_model_from_string(onnx_valid)
+    if data.draw(st.booleans()):
+        t = data.draw(st.sampled_from(list(proto.graph.initializer)))
+        _edit_tensor(onnx, t, data.draw(TENSOR_EDITS))
+    else:
+        prop = data.draw(st.sampled_from([p for p in proto.metadata_props
+                                          if p.key.startswith("chainrule.")]))
+        if prop.key == "chainrule.dtype":
+            prop.value = data.draw(st.sampled_from(["float64", "int8", "float128", "", "?"]))
+        else:
+            doc = json.loads(prop.value)
+            path = data.draw(st.sampled_from(list(paths_of(doc))))
+            new = data.draw(JSON | st.sampled_from([10**6, 0, -1, [10**4, 10**4], "x"]))
+            prop.value = json.dumps(replaced(doc, path, new))
+    assert_safe(proto.SerializeToString(), ".onnx")

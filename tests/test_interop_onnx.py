@@ -89,9 +89,18 @@ LAYERS = {
     "Flatten": (cr.Flatten, (2, 3, 4)),
     "Reshape": (lambda: cr.Reshape((2, 12)), (4, 6)),
 }
-if _accepts(cr.MaxPool2D, "ceil_mode"):  # PyTorch-style pooling options, where present
-    LAYERS["MaxPool2D-ceil"] = (lambda: cr.MaxPool2D(2, ceil_mode=True), (3, 7, 7))
-    LAYERS["AvgPool2D-ceil"] = (lambda: cr.AvgPool2D(2, ceil_mode=True), (3, 7, 7))
+LAYERS["MaxPool2D-ceil"] = (lambda: cr.MaxPool2D(2, ceil_mode=True), (3, 7, 7))
+LAYERS["AvgPool2D-ceil"] = (lambda: cr.AvgPool2D(2, ceil_mode=True), (3, 7, 7))
+# ceil_mode windows ONNX's own ceil_mode gets wrong: its last window would start past the input
+CEIL_WINDOWS = {
+    "MaxPool2D(2, stride=3) on 6x6": (lambda: cr.MaxPool2D(2, stride=3, ceil_mode=True), (6, 6)),
+    "MaxPool2D(3, stride=3) on 7x7": (lambda: cr.MaxPool2D(3, stride=3, ceil_mode=True), (7, 7)),
+    "MaxPool2D(2, stride=4) on 9x5": (lambda: cr.MaxPool2D(2, stride=4, ceil_mode=True), (9, 5)),
+    "MaxPool2D((3, 1), stride=(2, 3)) on 8x7": (
+        lambda: cr.MaxPool2D((3, 1), stride=(2, 3), ceil_mode=True), (8, 7)),
+    "AvgPool2D(2, stride=3) on 6x6": (lambda: cr.AvgPool2D(2, stride=3, ceil_mode=True), (6, 6)),
+    "AvgPool2D(3, stride=2) on 8x8": (lambda: cr.AvgPool2D(3, stride=2, ceil_mode=True), (8, 8)),
+}
 
 
 def randomize(layer, rng):
@@ -111,6 +120,52 @@ def test_each_layer_matches_onnxruntime(name, tmp_path, rng):
     path = export_onnx(model, tmp_path / "layer.onnx", input_shape=shape)
     x = (rng.normal(size=(5, *shape)) * 3).astype(np.float32)  # across every kink
     np.testing.assert_allclose(run_onnx(path, x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CEIL_WINDOWS))
+def test_ceil_mode_windows_export_as_explicit_end_padding(name, tmp_path, rng):
+    build, hw = CEIL_WINDOWS[name]
+    model = cr.Sequential(build()).eval()
+    path = export_onnx(model, tmp_path / "pool.onnx", input_shape=(2, *hw))
+    x = rng.normal(size=(3, 2, *hw)).astype(np.float32)
+    expected = model(x)
+    got = run_onnx(path, x)
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+    (node,) = [n for n in onnx.load(path).graph.node if n.op_type.endswith("Pool")]
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert attrs.get("ceil_mode", 0) == 0  # the windows are all in `pads`
+
+
+def test_onnx_ceil_mode_rule_differs_from_chainrule_and_pytorch(tmp_path, rng):
+    """Why ceil_mode is written as padding: for MaxPool2D(2, stride=3) on 6×6 the onnx
+    package's shape rule gives 3×3, chainrule and PyTorch 2×2 (docs/interop.md)."""
+    torch = pytest.importorskip("torch")
+    h = onnx.helper
+    node = h.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[3, 3], ceil_mode=1)
+    graph = h.make_graph([node], "g", [h.make_tensor_value_info("x", 1, [1, 1, 6, 6])],
+                         [h.make_tensor_value_info("y", 1, None)])
+    inferred = onnx.shape_inference.infer_shapes(
+        h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8))
+    assert [d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim] == \
+        [1, 1, 3, 3]
+    x = rng.normal(size=(1, 1, 6, 6)).astype(np.float32)
+    ours = cr.MaxPool2D(2, stride=3, ceil_mode=True)(x)
+    theirs = torch.nn.functional.max_pool2d(torch.from_numpy(x), 2, 3, ceil_mode=True).numpy()
+    assert ours.shape == theirs.shape == (1, 1, 2, 2) and np.array_equal(ours, theirs)
+
+
+def test_a_graph_onnx_rejects_is_an_export_error_naming_it(tmp_path, monkeypatch):
+    """Whatever onnx's checker finds wrong is an ExportError (one line), never onnx's own
+    exception, and nothing is written."""
+    from chainrule.interop import onnx_export
+
+    real = onnx_export._pool_pads
+    monkeypatch.setattr(onnx_export, "_pool_pads", lambda g, layer: [0, 0, 0, -1])
+    with pytest.raises(ExportError, match="onnx rejects the graph") as info:
+        export_onnx(cr.Sequential(cr.MaxPool2D(2)), tmp_path / "m.onnx", input_shape=(1, 6, 6))
+    assert "\n" not in str(info.value) and not list(tmp_path.iterdir())
+    assert real is not onnx_export._pool_pads
 
 
 def test_batchnorm_momentum_uses_onnx_convention(tmp_path):
@@ -164,6 +219,39 @@ def test_chainrule_reads_back_its_onnx(tmp_path, rng):
     assert np.array_equal(cr.load(path)(x), model(x))
     fresh = cr.models.cnn(seed=5, channels=(4,), hidden=8, batchnorm=True).eval()
     assert np.array_equal(load_weights(fresh, path)(x), model(x))
+
+
+def tied_model():
+    model = cr.Sequential(cr.Dense(6, 6, seed=0), cr.Tanh(), cr.Dense(6, 6, seed=1), cr.Tanh(),
+                          cr.Dense(6, 3, seed=2))
+    model.tie("2.weight", "0.weight")
+    return model
+
+
+def test_what_onnx_keeps(tmp_path, rng):
+    """docs/interop.md, "What an ONNX file keeps": the architecture, the weights (a shared one
+    stored once), the dtype, which parameters are tied and the metadata; no optimizer state.
+    The model reads back in eval mode, its outputs unchanged, in onnxruntime too."""
+    model = tied_model()
+    model.astype(np.float64)
+    path = cr.save(model, tmp_path / "m.onnx", metadata={"class_names": list("abc")})
+    names = [t.name for t in onnx.load(path).graph.initializer]
+    assert "0.weight" in names and "2.weight" not in names  # a tied weight is stored once
+    ckpt = cr.load_checkpoint(path)
+    assert ckpt.model.tied_parameters() == {"2.weight": "0.weight"}
+    assert len(ckpt.model.parameters()) == len(model.parameters()) == 5
+    assert ckpt.metadata == {"class_names": ["a", "b", "c"]} and ckpt.optimizer is None
+    assert ckpt.model.state_dict()["0.weight"].dtype == np.float64
+    assert cr.load(path).training is False
+    x = rng.normal(size=(4, 6))
+    assert np.array_equal(cr.load(path)(x), model(x))
+    np.testing.assert_allclose(run_onnx(path, x), model(x), rtol=1e-12, atol=1e-12)
+    untied = load_weights(cr.Sequential(cr.Dense(6, 6), cr.Tanh(), cr.Dense(6, 6), cr.Tanh(),
+                                        cr.Dense(6, 3)).astype(np.float64), path)
+    assert np.array_equal(untied(x), model(x))
+    opt = cr.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="no optimizer state"):
+        cr.save(model, tmp_path / "o.onnx", optimizer=opt)
 
 
 def test_broken_onnx_files_are_model_file_errors(tmp_path):

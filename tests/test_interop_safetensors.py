@@ -197,6 +197,33 @@ def test_optimizer_state_is_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_tied_weights_survive_a_round_trip(tmp_path, rng):
+    """Both names are in the file (PyTorch's state dict lists both), and the tie comes back:
+    as many parameters loaded as saved, one object under two names."""
+    model = cr.Sequential(cr.Dense(5, 5, seed=0), cr.ReLU(), cr.Dense(5, 5, seed=1))
+    model.tie("2.weight", "0.weight")
+    assert len(model.parameters()) == 3
+    path = cr.save(model, tmp_path / "tied.safetensors")
+    loaded = cr.load(path)
+    assert len(loaded.parameters()) == 3
+    assert loaded.tied_parameters() == {"2.weight": "0.weight"}
+    assert loaded[0].weight is loaded[2].weight
+    x = rng.normal(size=(3, 5)).astype(np.float32)
+    assert np.array_equal(loaded(x), model(x))
+    header = json.loads(path.read_bytes()[8 : 8 + struct.unpack("<Q", path.read_bytes()[:8])[0]])
+    assert {"0.weight", "2.weight"} <= set(header)
+
+
+def test_tied_arrays_that_differ_are_refused(tmp_path):
+    model = cr.Sequential(cr.Dense(3, 3, seed=0), cr.Dense(3, 3, seed=1))
+    path = cr.save(model, tmp_path / "m.safetensors")
+    edit_header(path, lambda h: h["__metadata__"].update(tied=json.dumps({"1.weight":
+                                                                          "0.weight"})))
+    with pytest.raises(ModelFileError, match="tied parameters '1.weight' and '0.weight' hold "
+                                             "different values"):
+        cr.load(path)
+
+
 def test_save_leaves_no_temporary_files(tmp_path):
     cr.save(small_mlp(), tmp_path / "m.safetensors")
     cr.save(small_mlp(seed=1), tmp_path / "m.safetensors")  # overwrite
@@ -271,17 +298,22 @@ def test_header_longer_than_file_and_garbage(tmp_path):
     with pytest.raises(ModelFileError, match="not JSON"):
         cr.load(path)
     raw_file(path, {"__metadata__": {"model": "{not json"}})
-    with pytest.raises(ModelFileError, match="'model' is not JSON"):
+    with pytest.raises(ModelFileError, match="'model' JSON is corrupt"):
         cr.load(path)
     with pytest.raises(ModelFileError, match="no such"):
         cr.load(tmp_path / "missing.safetensors")
 
 
-def test_overlapping_tensors_are_refused_by_the_package(tmp_path):
+@pytest.mark.parametrize("offsets, problem", [([0, 8], "overlaps another"),
+                                              ([12, 20], "leaves a gap"),
+                                              ([8, 16], "4 bytes after the last tensor")])
+def test_tensors_must_tile_the_data_exactly(offsets, problem, tmp_path):
+    """As the format requires (and the safetensors package checks): no tensor shares bytes
+    with another, no bytes lie between or after them."""
     path = tmp_path / "m.safetensors"
     spec = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
-    raw_file(path, {"a": spec, "b": dict(spec)}, bytes(8))
-    with pytest.raises(ModelFileError, match="corrupt safetensors"):
+    raw_file(path, {"a": spec, "b": {**spec, "data_offsets": offsets}}, bytes(20))
+    with pytest.raises(ModelFileError, match=problem):
         load_weights(cr.Sequential(cr.ReLU()), path)
 
 

@@ -466,3 +466,82 @@ def test_load_is_for_inference_and_load_checkpoint_for_training(tmp_path):
     assert load(path).training is False
     ckpt_model = load_checkpoint(path).model
     assert ckpt_model.training is True and all(layer.training for layer in ckpt_model)
+
+
+# ---- the loader sits above the formats: no import cycle ------------------------------------------
+def _import_graph() -> dict[str, set[str]]:
+    """{module: chainrule modules it imports} over src/chainrule, function-level imports too.
+    Importing a.b.c also runs the packages a.b and a (those that are not the importer's own)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(cr.__file__).parent
+    files = {}
+    for path in root.rglob("*.py"):
+        parts = ["chainrule", *path.relative_to(root).with_suffix("").parts]
+        is_package = parts[-1] == "__init__"
+        files[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    graph = {}
+    for name, (path, is_package) in files.items():
+        package = name if is_package else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets.add(base)
+                targets.update(f"{base}.{a.name}" for a in node.names
+                               if f"{base}.{a.name}" in files)
+        own = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 2)}
+        edges = set()
+        for target in targets:
+            parts = target.split(".")
+            for i in range(2, len(parts) + 1):  # the package chainrule itself is left out
+                if ".".join(parts[:i]) in files and ".".join(parts[:i]) not in own:
+                    edges.add(".".join(parts[:i]))
+        graph[name] = edges
+    return graph
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_the_loader_imports_the_formats_and_nothing_imports_it_back():
+    """serialize (the one loader) → formats (readers) / interop (writers) → model_file_checks:
+    no module on the loading path reaches back to one above it, function-level imports
+    included."""
+    graph = _import_graph()
+    layers = ["chainrule.serialize",
+              *sorted(m for m in graph if m.startswith(("chainrule.interop",
+                                                        "chainrule.formats"))),
+              "chainrule.model_file_checks"]
+    assert "chainrule.formats.onnx" in layers and "chainrule.interop.weights" in layers
+    for module in layers:
+        assert module not in _reachable(graph, module), f"{module} imports itself back"
+        if module != "chainrule.serialize":
+            assert "chainrule.serialize" not in _reachable(graph, module), module
+    assert "chainrule.interop.onnx_export" in _reachable(graph, "chainrule.serialize")
+    assert "chainrule.formats" in _reachable(graph, "chainrule.serialize")
+
+
+def test_an_array_is_read_only_as_its_checked_header_promised(tmp_path):
+    """A file swapped between the header check and the read cannot make the reader allocate
+    what the new file asks for: each array's header is compared again first."""
+    from chainrule.formats import read_model_file
+
+    path = save(cr.Sequential(cr.Dense(2, 2, seed=0)), tmp_path / "m.npz")
+    found = read_model_file(path)
+    save(cr.Sequential(cr.Dense(300, 300, seed=0)), path)
+    with pytest.raises(ModelFileError, match="changed while it was read"):
+        found.read("0.weight")

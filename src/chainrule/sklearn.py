@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .interop._common import require
+from ._optional import require
 
 _sk = require("sklearn", "chainrule.sklearn")  # a one-line error naming the pip install
 

@@ -9,7 +9,9 @@ execute. Each chainrule layer becomes one operator, or a few where opset 17 has 
     GELU("tanh")     0.5·x·(1 + Tanh(√(2/π)(x + 0.044715x³)))
     SmeLU(β)         Where(x ≥ β, x, (Clip(x, −β, β) + β)²/(4β))
     Conv2D           Conv(x, W, b, pads, strides)
-    MaxPool2D        MaxPool;   AvgPool2D  AveragePool   (kernel, stride, padding, ceil_mode)
+    MaxPool2D        MaxPool;   AvgPool2D  AveragePool   (kernel, stride, padding); ceil_mode
+                     as explicit end padding (ONNX's own ceil_mode keeps a last window that
+                     starts in the padding, which PyTorch and chainrule drop)
     BatchNorm1d/2d   BatchNormalization with the running statistics; ONNX's momentum is
                      1 − chainrule's (it weights the old running value), and only matters
                      for training, which the graph does not do
@@ -18,8 +20,10 @@ execute. Each chainrule layer becomes one operator, or a few where opset 17 has 
 
 The graph's input is what `model(x)` takes (for the digit models float32 (N, 28, 28)) with a
 symbolic batch axis N; its output is the logits. Weights are stored as initializers under the
-model's state-dict names, and chainrule's architecture JSON goes in the metadata, so
-`chainrule.load("m.onnx")` rebuilds a model chainrule exported.
+model's state-dict names (a parameter shared by two layers is stored once, under its first
+name), and chainrule's architecture, dtype, tied parameters and metadata go in the model's
+`metadata_props` as JSON, so `chainrule.load("m.onnx")` rebuilds a model chainrule exported
+(reading is `chainrule.formats.onnx`). An ONNX file holds no optimizer state.
 """
 
 from __future__ import annotations
@@ -32,21 +36,23 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_open
+from .._optional import require
 from .._version import __version__
 from ..activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
-from ..conv import AvgPool2D, Conv2D, MaxPool2D
+from ..conv import Conv2D
 from ..layers import Dense, Flatten, Reshape, Sequential
-from ..module import Module, describe, module_from_config
-from ..regularization import BatchNorm1d, Dropout
-from ..serialize import Checkpoint
-from ._common import ExportError, check_readable, file_error, require
+from ..model_file_checks import jsonable
+from ..module import Module, describe
+from ..normalization import BatchNorm1d
+from ..pooling import AvgPool2D, MaxPool2D
+from ..regularization import Dropout
+from ._common import ExportError
 
 OPSET = 17
 IR_VERSION = 8
 INPUT, OUTPUT = "input", "logits"
 # per-sample input shapes tried, in order, when the caller gives none (digit models first)
 DIGIT_SHAPES = ((28, 28), (784,), (1, 28, 28))
-_FIX = "export it again with `chainrule export MODEL --format onnx -o FILE`"
 
 
 def _onnx():
@@ -54,13 +60,20 @@ def _onnx():
 
 
 class GraphBuilder:
-    """Collects nodes and initializers; `emit` adds a node and returns its output's name."""
+    """Collects nodes and initializers; `emit` adds a node and returns its output's name.
 
-    def __init__(self, dtype: np.dtype) -> None:
+    `tied` ({name: first name}) makes a shared parameter one initializer; `in_shape` and
+    `out_shape` are the current layer's input and output shapes (batch of 1), for the
+    converters that need them."""
+
+    def __init__(self, dtype: np.dtype, tied: dict[str, str] | None = None) -> None:
         self.onnx = _onnx()
         self.dtype = np.dtype(dtype)
+        self.tied = dict(tied or {})
         self.nodes: list = []
         self.initializers: list = []
+        self.in_shape: tuple[int, ...] = ()
+        self.out_shape: tuple[int, ...] = ()
         self._count = 0
 
     def name(self, hint: str) -> str:
@@ -69,6 +82,8 @@ class GraphBuilder:
 
     def const(self, value, name: str | None = None, dtype=None) -> str:
         """An initializer holding `value` (in the model's dtype unless `dtype` is given)."""
+        if name in self.tied:  # stored once, under the name it is tied to
+            return self.tied[name]
         array = np.asarray(value, dtype=dtype or self.dtype)
         name = name or self.name("const")
         self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
@@ -133,19 +148,39 @@ def _pair(value) -> list[int]:
     return [int(value)] * 2 if np.ndim(value) == 0 else [int(v) for v in value]
 
 
-def _pool(g: GraphBuilder, layer, prefix: str, x: str) -> str:
+def _pool_pads(g: GraphBuilder, layer) -> list[int]:
+    """ONNX pads [top, left, bottom, right] that give chainrule's output size with ONNX's
+    floor rule: the layer's padding before, and after just what the last window needs.
+
+    With ceil_mode a last window may overhang the input (and its padding); PyTorch and
+    chainrule keep it only if it starts inside, while ONNX's ceil_mode keeps one starting
+    in the padding too (6 rows, kernel 2, stride 3: 2 windows here, 3 in ONNX). Explicit end
+    padding reproduces the windows chainrule takes, whatever ceil_mode says."""
+    (kh, kw), (sh, sw) = layer.kernel_size, layer.stride
     ph, pw = _pair(getattr(layer, "padding", 0))
-    attrs = {
-        "kernel_shape": list(layer.kernel_size),
-        "strides": list(layer.stride),
-        "pads": [ph, pw, ph, pw],
-        "ceil_mode": int(bool(getattr(layer, "ceil_mode", False))),
-    }
+    (h, w), (ho, wo) = g.in_shape[-2:], g.out_shape[-2:]
+    end_h = max(0, (ho - 1) * sh + kh - h - ph)
+    end_w = max(0, (wo - 1) * sw + kw - w - pw)
+    return [ph, pw, end_h, end_w]
+
+
+def _pool(g: GraphBuilder, layer, prefix: str, x: str) -> str:
+    pads = _pool_pads(g, layer)
+    attrs = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
+             "pads": pads}
     if isinstance(layer, MaxPool2D):
         return g.emit("MaxPool", [x], f"{prefix}maxpool", **attrs)
     # PyTorch's default counts padded zeros in the mean, but never a window's overhang past
     # the padding (ceil_mode); without padding, "include pad" could only count that overhang
+    ph, pw = pads[:2]
     include_pad = bool(getattr(layer, "count_include_pad", True)) and (ph > 0 or pw > 0)
+    if include_pad and (pads[2] > ph or pads[3] > pw):
+        raise ExportError(
+            f"export_onnx: layer {prefix.rstrip('.') or '(the model)'} "
+            f"({type(layer).__name__}) averages padded zeros but not the ceil_mode overhang, "
+            "which ONNX's AveragePool cannot express; use count_include_pad=False or no "
+            "ceil_mode"
+        )
     attrs["count_include_pad"] = int(include_pad)
     return g.emit("AveragePool", [x], f"{prefix}avgpool", **attrs)
 
@@ -211,11 +246,13 @@ def _converter(layer: Module):
     return None
 
 
-def _convert(g: GraphBuilder, module: Module, prefix: str, x: str) -> str:
+def _convert(g: GraphBuilder, module: Module, prefix: str, x: str, sample: np.ndarray):
+    """(output name, module(sample)): the nodes of `module` applied to the tensor named `x`;
+    `sample` (one input, eval mode) gives the converters the shapes they need."""
     if isinstance(module, Sequential):
         for i, layer in enumerate(module.layers):
-            x = _convert(g, layer, f"{prefix}{i}.", x)
-        return x
+            x, sample = _convert(g, layer, f"{prefix}{i}.", x, sample)
+        return x, sample
     convert = _converter(module)
     if convert is None:
         where = f"layer {prefix.rstrip('.')} " if prefix else ""
@@ -224,7 +261,9 @@ def _convert(g: GraphBuilder, module: Module, prefix: str, x: str) -> str:
             f"export_onnx: {where}{type(module).__name__} has no ONNX form; "
             f"the exporter knows {known}"
         )
-    return convert(g, module, prefix, x)
+    out = module(sample)
+    g.in_shape, g.out_shape = sample.shape, out.shape
+    return convert(g, module, prefix, x), out
 
 
 # ---- the whole model --------------------------------------------------------------------------
@@ -266,21 +305,29 @@ def _model_dtype(model: Module) -> np.dtype:
     return np.dtype(params[0].data.dtype) if params else np.dtype(np.float32)
 
 
-def onnx_model(model: Module, input_shape: tuple[int, ...] | None = None):
+def onnx_model(model: Module, input_shape: tuple[int, ...] | None = None,
+               metadata: dict | None = None):
     """The `onnx.ModelProto` of `model`'s eval-mode forward, checked by
-    `onnx.checker.check_model(full_check=True)`."""
+    `onnx.checker.check_model(full_check=True)`; `metadata` (JSON-able) rides along in the
+    model's `metadata_props`."""
     onnx = _onnx()
 
     shape = tuple(input_shape) if input_shape is not None else infer_input_shape(model)
     dtype = _model_dtype(model)
+    was_training = model.training
+    model.eval()
     try:
-        out_shape = _run(model, np.zeros((1, *shape), dtype)).shape[1:]
-    except (ValueError, IndexError) as exc:
-        raise ExportError(
-            f"export_onnx: the model does not take input (N, {', '.join(map(str, shape))}): {exc}"
-        ) from exc
-    g = GraphBuilder(dtype)
-    y = _convert(g, model, "", INPUT)
+        sample = np.zeros((1, *shape), dtype)
+        try:
+            out_shape = model(sample).shape[1:]
+        except (ValueError, IndexError) as exc:
+            raise ExportError(f"export_onnx: the model does not take input "
+                              f"(N, {', '.join(map(str, shape))}): {exc}") from exc
+        tied = model.tied_parameters()
+        g = GraphBuilder(dtype, tied)
+        y, _ = _convert(g, model, "", INPUT, sample)
+    finally:
+        model.train(was_training)
     g.nodes.append(onnx.helper.make_node("Identity", [y], [OUTPUT], name=OUTPUT))
     elem = onnx.helper.np_dtype_to_tensor_dtype(dtype)
     graph = onnx.helper.make_graph(
@@ -298,79 +345,39 @@ def onnx_model(model: Module, input_shape: tuple[int, ...] | None = None):
         producer_version=__version__,
         doc_string="eval-mode logits of a chainrule model",
     )
-    onnx.helper.set_model_props(
-        proto, {"chainrule.model": json.dumps(describe(model)), "chainrule.dtype": str(dtype)}
-    )
-    onnx.checker.check_model(proto, full_check=True)
+    onnx.helper.set_model_props(proto, {
+        "chainrule.model": json.dumps(describe(model)),
+        "chainrule.dtype": str(dtype),
+        "chainrule.tied": json.dumps(tied),
+        "chainrule.metadata": json.dumps(metadata or {}, default=jsonable),
+    })
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError: a graph chainrule got wrong
+        problem = " ".join(str(exc).split())[:300]
+        raise ExportError(f"export_onnx: onnx rejects the graph ({type(exc).__name__}: "
+                          f"{problem}); please report it with the model's layers") from exc
     return proto
 
 
-def onnx_bytes(model: Module, input_shape: tuple[int, ...] | None = None) -> bytes:
+def onnx_bytes(model: Module, input_shape: tuple[int, ...] | None = None,
+               metadata: dict | None = None) -> bytes:
     """The `.onnx` file for `model`, as bytes."""
-    return onnx_model(model, input_shape).SerializeToString()
+    return onnx_model(model, input_shape, metadata).SerializeToString()
 
 
 def export_onnx(
-    model: Module, path: str | os.PathLike, input_shape: tuple[int, ...] | None = None
+    model: Module, path: str | os.PathLike, input_shape: tuple[int, ...] | None = None,
+    metadata: dict | None = None,
 ) -> Path:
     """Write `model` as an ONNX file (opset 17, IR 8), atomically; returns the path.
 
     `input_shape` is one sample's shape (no batch axis); by default it is found from the
     model (digit models: (28, 28)). The graph's output is `model(x)` in evaluation mode.
+    `metadata` (JSON-able, e.g. class names) is kept for `chainrule.load_checkpoint`.
     """
-    data = onnx_bytes(model, input_shape)
+    data = onnx_bytes(model, input_shape, metadata)
     path = Path(path)
     with atomic_open(path) as f:
         f.write(data)
     return path
-
-
-# ---- reading back what chainrule wrote --------------------------------------------------------
-def _read_onnx(path: Path):
-    onnx = _onnx()
-    check_readable(path, "ONNX")
-    try:
-        proto = onnx.load_model_from_string(path.read_bytes())
-    except Exception as exc:  # protobuf's DecodeError and friends
-        raise file_error(path, f"not a readable ONNX file ({type(exc).__name__})", _FIX) from exc
-    if not proto.graph.node:
-        raise file_error(path, "not a readable ONNX file (it holds no graph)", _FIX)
-    return proto
-
-
-def _chainrule_onnx(path: Path) -> tuple[Module, dict[str, np.ndarray]]:
-    """(the model rebuilt from the metadata, its weights by name) of a chainrule ONNX file."""
-    onnx = _onnx()
-    proto = _read_onnx(path)
-    props = {p.key: p.value for p in proto.metadata_props}
-    if "chainrule.model" not in props:
-        raise file_error(
-            path,
-            "an ONNX file chainrule did not export",
-            "chainrule reads back only the ONNX files it wrote",
-        )
-    try:
-        model = module_from_config(json.loads(props["chainrule.model"]))
-        model.astype(np.dtype(props.get("chainrule.dtype", "float32")))
-        arrays = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
-    except Exception as exc:
-        raise file_error(
-            path, f"corrupt chainrule ONNX file ({type(exc).__name__}: {exc})", _FIX
-        ) from exc
-    return model, {name: arrays[name] for name in model.state_dict() if name in arrays}
-
-
-def read_onnx_initializers(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The weights of an ONNX file chainrule exported, under their state-dict names."""
-    return _chainrule_onnx(Path(path))[1]
-
-
-def load_onnx_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Rebuild a model from an ONNX file chainrule exported (architecture in its metadata)."""
-    from .weights import load_state
-
-    path = Path(path)
-    model, state = _chainrule_onnx(path)
-    load_state(model, state, path)
-    model.eval()
-    return Checkpoint(model, {}, None, path, "")

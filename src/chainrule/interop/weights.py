@@ -6,6 +6,8 @@ chainrule exported. Like PyTorch's `load_state_dict(strict=True)`, every name th
 must be in the file and every name in the file must be in the model, with the same shape and
 dtype; anything else is one `ModelFileError` listing the missing, unexpected and mismatched
 names. A batch norm's `num_batches_tracked` counter (PyTorch's) is accepted and not needed.
+The file's header is read first (`chainrule.formats`) and compared with the model before any
+array is read, so a file cannot make this allocate more than the model holds.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..formats import READERS, read_model_file
+from ..model_file_checks import OPTIM_PREFIX, ArraySpec, ModelFile, ModelFileError
 from ..module import Module
-from ._common import file_error, is_batchnorm, named_modules
+from ._common import is_batchnorm, named_modules
 
 TRACKED = "num_batches_tracked"
+_FIX = "build the model with the same layers, sizes and dtype as the one that wrote it"
 
 
 def _tracked_names(model: Module) -> set[str]:
@@ -29,74 +34,38 @@ def _tracked_names(model: Module) -> set[str]:
     }
 
 
-def _describe(a: np.ndarray) -> str:
-    return f"{a.dtype}{list(a.shape)}"
+def _describe(dtype, shape) -> str:
+    return f"{np.dtype(dtype)}{list(shape)}"
 
 
-def state_mismatches(model: Module, state: dict[str, np.ndarray]) -> tuple[list, list, list]:
-    """(missing, unexpected, mismatched) names of `state` against the model's state dict."""
+def state_mismatches(model: Module, state: dict[str, ArraySpec], optional=frozenset()):
+    """(missing, unexpected, mismatched) names of `state` (name → shape and dtype) against the
+    model's state dict; names in `optional` may be unused."""
     expected = model.state_dict()
-    optional = _tracked_names(model)
+    counters = _tracked_names(model)
     missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected) - optional)
+    unexpected = sorted(set(state) - set(expected) - counters - set(optional))
     mismatched = []
     for name in sorted(set(state) & set(expected)):
-        a, want = np.asarray(state[name]), expected[name]
-        if a.shape != want.shape or a.dtype != want.dtype:
-            mismatched.append(f"{name} (file {_describe(a)}, model {_describe(want)})")
-    for name in sorted(set(state) & optional):
-        a = np.asarray(state[name])
-        if a.shape not in ((), (1,)) or a.dtype.kind not in "iu":
-            mismatched.append(f"{name} (file {_describe(a)}, model an integer scalar)")
+        spec, want = state[name], expected[name]
+        if spec.shape != want.shape or spec.dtype != want.dtype:
+            mismatched.append(f"{name} (file {_describe(spec.dtype, spec.shape)}, model "
+                              f"{_describe(want.dtype, want.shape)})")
+    for name in sorted(set(state) & counters):
+        spec = state[name]
+        if spec.shape not in ((), (1,)) or spec.dtype.kind not in "iu":
+            mismatched.append(f"{name} (file {_describe(spec.dtype, spec.shape)}, model an "
+                              "integer scalar)")
     return missing, unexpected, mismatched
 
 
-def load_state(model: Module, state: dict[str, np.ndarray], path: Path) -> Module:
-    """Copy `state` into `model` after the strict check; raises ModelFileError naming `path`."""
-    missing, unexpected, mismatched = state_mismatches(model, state)
-    if missing or unexpected or mismatched:
-        parts = [
-            f"{label} {names}"
-            for label, names in (
-                ("missing", missing),
-                ("unexpected", unexpected),
-                ("mismatched", mismatched),
-            )
-            if names
-        ]
-        raise file_error(
-            path,
-            "its weights do not fit the model: " + ", ".join(parts),
-            "build the model with the same layers, sizes and dtype as the one that wrote it",
-        )
-    for name, a in state.items():
-        if not np.all(np.isfinite(a)) and a.dtype.kind == "f":
-            raise file_error(path, f"weight {name!r} contains NaN or inf", "check its source")
-    optional = _tracked_names(model)
-    model.load_state_dict({k: v for k, v in state.items() if k not in optional})
-    return model
-
-
-def read_state(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """name → array from a `.safetensors`, chainrule `.npz` or chainrule `.onnx` file."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        from .safetensors import read_tensors
-
-        return read_tensors(path)[0]
-    if suffix == ".onnx":
-        from .onnx_export import read_onnx_initializers
-
-        return read_onnx_initializers(path)
-    if suffix == ".npz" or path.is_dir():
-        from ..serialize import load_checkpoint
-
-        return load_checkpoint(path).model.state_dict()
-    raise file_error(
-        path,
-        f"load_weights reads .safetensors, .npz and .onnx files, not {suffix or 'this'}",
-        "in PyTorch, write one with safetensors.torch.save_file(model.state_dict(), path)",
+def _weights_file(path: Path) -> ModelFile:
+    if path.is_dir() or path.suffix.lower() in READERS:
+        return read_model_file(path / "model.npz" if path.is_dir() else path)
+    raise ModelFileError(
+        f"{path}: load_weights reads .safetensors, .npz and .onnx files, not "
+        f"{path.suffix or 'this'}; in PyTorch, write one with "
+        "safetensors.torch.save_file(model.state_dict(), path)"
     )
 
 
@@ -105,4 +74,23 @@ def load_weights(model: Module, path: str | os.PathLike) -> Module:
 
     The model's train/eval mode is left as it was.
     """
-    return load_state(model, read_state(path), Path(path))
+    path = Path(path)
+    found = _weights_file(path)
+    specs = {n: s for n, s in found.arrays.items() if not n.startswith(OPTIM_PREFIX)}
+    tied = found.tied if isinstance(found.tied, dict) else {}
+    stored_as = {n: t for n, t in tied.items() if n not in specs and t in specs}  # ONNX
+    specs.update({n: specs[t] for n, t in stored_as.items()})
+    missing, unexpected, mismatched = state_mismatches(model, specs, found.unused_ok)
+    if missing or unexpected or mismatched:
+        parts = [f"{label} {names}" for label, names in (
+            ("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched)) if names]
+        raise ModelFileError(f"{path}: its weights do not fit the model: {', '.join(parts)}; "
+                             f"{_FIX}")
+    state = {}
+    for name in model.state_dict():
+        a = np.asarray(found.read(stored_as.get(name, name)))
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ModelFileError(f"{path}: weight {name!r} contains NaN or inf; check its source")
+        state[name] = a
+    model.load_state_dict(state)
+    return model
