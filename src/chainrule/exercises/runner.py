@@ -1,0 +1,173 @@
+"""Run an exercise's checks on a learner's file in a child process, and report.
+
+The child (`python -m chainrule.exercises.worker`) gets its own process group, no stdin, one
+BLAS thread and a memory cap; its output goes to files, its results to a JSON-lines file.
+When the time limit passes, the whole group is killed. Whatever happens in the learner's code
+(a syntax error, an exception, a crash, a hang), the report says which, and which checks ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import Exercise
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `chainrule`
+OUTPUT_TAIL = 1500  # characters of the learner's printed output shown after a crash
+
+
+@dataclass
+class Result:
+    """One check's outcome: status is "pass", "fail" or "not run"."""
+
+    name: str
+    about: str
+    status: str = "not run"
+    note: str = ""
+    hint: str = ""
+
+
+@dataclass
+class Report:
+    """Every check's result, and `problem`: why the run stopped early (None when it did not)."""
+
+    exercise: str
+    path: Path
+    timeout: float
+    results: list[Result] = field(default_factory=list)
+    problem: str | None = None
+    output: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None and all(r.status == "pass" for r in self.results)
+
+    def format(self) -> str:
+        lines = [f"{self.exercise}: checking {self.path} (time limit {self.timeout:g} s)"]
+        width = max((len(r.name) for r in self.results), default=0)
+        for r in self.results:
+            mark = {"pass": "PASS", "fail": "FAIL"}.get(r.status, "----")
+            lines.append(f"  {mark}  {r.name:<{width}}  {r.note or r.about}")
+            if r.hint:
+                lines.append(f"  {'':4}  {'':<{width}}  hint: {r.hint}")
+        if self.problem:
+            lines.append(f"  stopped: {self.problem}")
+            if self.output.strip():
+                lines.append("  your code printed (the end of it):")
+                lines += [f"    | {line}" for line in self.output.rstrip().splitlines()[-12:]]
+        passed = sum(r.status == "pass" for r in self.results)
+        verdict = "all pass. Well done!" if self.passed else "not yet."
+        lines.append(f"{passed} of {len(self.results)} checks pass: {verdict}")
+        return "\n".join(lines)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = str(PACKAGE_ROOT) + (os.pathsep + path if path else "")
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")  # the exercises' matrices are small
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ beside the learner's file
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """End the child and anything it started (its own process group, made at spawn)."""
+    try:
+        if hasattr(os, "killpg"):
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _spawn(exercise: Exercise, path: Path, timeout: float, memory_mb: int, work: Path):
+    """Run the worker; returns (exit code or None on timeout, its printed output)."""
+    results = work / "results.jsonl"
+    command = [sys.executable, "-m", "chainrule.exercises.worker", exercise.name,
+               str(path.resolve()), str(results), str(memory_mb)]
+    with open(work / "output.txt", "wb") as output:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=subprocess.STDOUT, env=_child_env(),
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            code = None
+        except BaseException:  # Ctrl-C in the parent: do not leave the child running
+            _kill_group(proc)
+            raise
+    printed = (work / "output.txt").read_bytes()[-OUTPUT_TAIL:].decode("utf-8", "replace")
+    return code, printed
+
+
+def _read_events(results: Path) -> list[dict]:
+    events = []
+    if results.exists():
+        for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut short by a crash
+                break
+    return events
+
+
+def _problem(code: int | None, running: str | None, timeout: float, loaded: bool) -> str:
+    during = f"during check {running!r}" if running else (
+        "while loading your file" if not loaded else "after the checks")
+    if code is None:
+        return (f"your code did not finish within {timeout:g} s {during}: an endless loop, "
+                "or far too slow (the checker stopped it)")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the Python process running your code crashed ({name}) {during}"
+    return f"your code ended the Python process (exit code {code}) {during}"
+
+
+def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 2048) -> Report:
+    """Run `exercise`'s checks on `path` in a child process limited to `timeout` seconds and
+    `memory_mb` MB of address space (0: no cap); returns the Report."""
+    import importlib
+
+    checks = importlib.import_module(f"chainrule.exercises.checks.{exercise.module}").CHECKS
+    report = Report(exercise.name, path, timeout, [Result(c.name, c.about) for c in checks])
+    by_name = {r.name: r for r in report.results}
+    with tempfile.TemporaryDirectory(prefix="chainrule-exercise-") as tmp:
+        code, report.output = _spawn(exercise, path, timeout, memory_mb, Path(tmp))
+        events = _read_events(Path(tmp) / "results.jsonl")
+    running, loaded, done = None, True, False
+    for event in events:
+        kind = event.get("event")
+        if kind == "load_failed":
+            loaded = False
+            report.problem = f"{event['kind']} in your file: {event['message']}"
+        elif kind == "start":
+            running = event["check"]
+        elif kind == "result" and event["check"] in by_name:
+            r = by_name[event["check"]]
+            r.status = "pass" if event["passed"] else "fail"
+            r.note = event.get("note") or event.get("what", "")
+            r.hint = event.get("hint", "")
+            running = None
+        elif kind == "done":
+            done = True
+    if report.problem is None and not done:
+        report.problem = _problem(code, running, timeout, bool(events))
+        if running in by_name:
+            by_name[running].status = "fail"
+            by_name[running].note = report.problem
+    return report
