@@ -1,4 +1,4 @@
-"""Reference solution of the `value` exercise: a number that remembers how it was made, and backpropagates.
+"""Reference solution of the `value` exercise, micrograd-style (iterative topo sort).
 
 Build a scalar autograd engine (as in micrograd). Each operation makes a new Value `out`
 and gives it a `_backward` function that passes `out.grad` back to the inputs, times the

@@ -1,4 +1,4 @@
-"""A wrong solution of (gradients overwritten with = instead of +=) the `value` exercise: a number that remembers how it was made, and backpropagates.
+"""A wrong `value` solution: each _backward overwrites grads (=) instead of adding (+=).
 
 Build a scalar autograd engine (as in micrograd). Each operation makes a new Value `out`
 and gives it a `_backward` function that passes `out.grad` back to the inputs, times the

@@ -1,4 +1,4 @@
-"""A wrong solution of (a recursive topological sort) the `value` exercise: a number that remembers how it was made, and backpropagates.
+"""A wrong `value` solution: micrograd's recursive topological sort (RecursionError).
 
 Build a scalar autograd engine (as in micrograd). Each operation makes a new Value `out`
 and gives it a `_backward` function that passes `out.grad` back to the inputs, times the

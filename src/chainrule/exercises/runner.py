@@ -149,11 +149,10 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
     with tempfile.TemporaryDirectory(prefix="chainrule-exercise-") as tmp:
         code, report.output = _spawn(exercise, path, timeout, memory_mb, Path(tmp))
         events = _read_events(Path(tmp) / "results.jsonl")
-    running, loaded, done = None, True, False
+    running, done = None, False
     for event in events:
         kind = event.get("event")
         if kind == "load_failed":
-            loaded = False
             report.problem = f"{event['kind']} in your file: {event['message']}"
         elif kind == "start":
             running = event["check"]

@@ -61,8 +61,7 @@ def _forward_cases(Value) -> list[tuple[str, object, float]]:
     ]  # fmt: skip
 
 
-@CHECKS.add("forward", "+ - * / ** with Values or numbers on either side, tanh, relu, exp",
-            todo_hint="every operation needs its forward value: fill in the TODO it names")
+@CHECKS.add("forward", "+ - * / ** with Values or numbers on either side, tanh, relu, exp")
 def forward(m: ModuleType) -> str:
     cases = _forward_cases(need(m, "Value"))
     for expr, make, want in cases:
@@ -78,8 +77,7 @@ SEED = {"L": 1.0, "z3": 2.54, "y": 2.54, "z2": -2.54, "z1": -2.54, "b": -2.54, "
         "x": -1.27}  # fmt: skip
 
 
-@CHECKS.add("seed-000", "seed 000: x=2, w=0.5, b=0.23, y=2.5, L=(y−(x·w+b))² gives w.grad=−5.08",
-            todo_hint="backward() and the _backward of *, + and ** are still TODOs")
+@CHECKS.add("seed-000", "seed 000: x=2, w=0.5, b=0.23, y=2.5, L=(y−(x·w+b))² gives w.grad=−5.08")
 def seed_000(m: ModuleType) -> str:
     Value = need(m, "Value")
     v = {"x": Value(2.0), "w": Value(0.5), "b": Value(0.23), "y": Value(2.5)}
@@ -130,8 +128,7 @@ def _derivative_cases(Value):
     ]  # fmt: skip
 
 
-@CHECKS.add("derivatives", "each operation's local derivative, one at a time",
-            todo_hint="an operation's _backward is still a TODO: the error names it")
+@CHECKS.add("derivatives", "each operation's local derivative, one at a time")
 def derivatives(m: ModuleType) -> str:
     Value = need(m, "Value")
     for op, make, a, b, want in _derivative_cases(Value):
@@ -238,8 +235,7 @@ def _numeric_grad(tree, point: list[float], h: float = 1e-6) -> list[float]:
     return [(at(i, h) - at(i, -h)) / (2 * h) for i in range(3)]
 
 
-@CHECKS.add("random-expressions", "40 random expressions: gradients against finite differences",
-            todo_hint="an operation is still a TODO: finish the `derivatives` check first")
+@CHECKS.add("random-expressions", "40 random expressions: gradients against finite differences")
 def random_expressions(m: ModuleType) -> str:
     Value = need(m, "Value")
     for tree, point in _safe_expressions(40):
@@ -262,8 +258,7 @@ def random_expressions(m: ModuleType) -> str:
     return "40 expressions of up to 4 levels agree to 1e-5"
 
 
-@CHECKS.add("reused-nodes", "a node used twice: b = a + a, c = a * a, d = b·b + b",
-            todo_hint="an operation is still a TODO: finish the `derivatives` check first")
+@CHECKS.add("reused-nodes", "a node used twice: b = a + a, c = a * a, d = b·b + b")
 def reused_nodes(m: ModuleType) -> str:
     Value = need(m, "Value")
     cases = [
@@ -281,8 +276,7 @@ def reused_nodes(m: ModuleType) -> str:
     return "gradients add up over every use"
 
 
-@CHECKS.add("deep-chain", "a chain of 5,000 operations (deeper than Python's recursion limit)",
-            todo_hint="backward() is still a TODO")
+@CHECKS.add("deep-chain", "a chain of 5,000 operations (deeper than Python's recursion limit)")
 def deep_chain(m: ModuleType) -> str:
     Value = need(m, "Value")
     x = Value(0.5)
