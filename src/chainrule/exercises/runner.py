@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import Exercise
+from .registry import Exercise, ExerciseError, get
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `chainrule`
 OUTPUT_TAIL = 1500  # characters of the learner's printed output shown after a crash
@@ -170,3 +170,19 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
             by_name[running].status = "fail"
             by_name[running].note = report.problem
     return report
+
+
+def check(name: str, path: str | Path, timeout: float | None = None,
+          memory_mb: int = 2048) -> Report:
+    """Run exercise `name`'s checks on the learner's file `path` in a child process, with
+    the exercise's time limit (or `timeout` seconds) and `memory_mb` MB of address space.
+
+    Raises ExerciseError for an unknown exercise or a path that is not a file.
+    """
+    exercise = get(name)
+    path = Path(path)
+    if not path.is_file():
+        raise ExerciseError(f"{path} is not a file: pass the .py file you wrote "
+                            f"(`chainrule exercises start {name}` makes one)")
+    return run_checks(exercise, path, exercise.timeout if timeout is None else timeout,
+                      memory_mb)

@@ -20,8 +20,8 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-from . import EXERCISES
 from .checking import Check, Fail
+from .registry import EXERCISES
 
 
 def limit_memory(megabytes: int) -> None:

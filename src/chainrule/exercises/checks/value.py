@@ -211,10 +211,11 @@ def show(tree) -> str:
 
 
 def _safe_expressions(count: int, seed: int = 0):
-    rng = random.Random(seed)
+    rng, seen = random.Random(seed), set()
     while count:
         tree = random_expression(rng, 4)
-        if "'var'" not in repr(tree):  # numbers only: nothing to differentiate
+        # numbers only (nothing to differentiate), a bare variable, or drawn before: redraw
+        if "'var'" not in repr(tree) or tree[0] == "var" or show(tree) in seen:
             continue
         point = [rng.uniform(-2, 2) for _ in range(3)]
         try:
@@ -225,6 +226,7 @@ def _safe_expressions(count: int, seed: int = 0):
         except Unsafe:
             continue
         count -= 1
+        seen.add(show(tree))
         yield tree, point
 
 
