@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .registry import Exercise, ExerciseError, get
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding `chainrule`
+WIDTH = 100  # the report's lines wrap here
 OUTPUT_TAIL = 1500  # characters of the learner's printed output shown after a crash
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """textwrap.wrap to WIDTH, never breaking inside `code spans`."""
+    glued = re.sub(r"`[^`]*`", lambda m: m.group().replace(" ", "\x00"), text)
+    lines = textwrap.wrap(glued, WIDTH, initial_indent=first, subsequent_indent=rest,
+                          break_on_hyphens=False)
+    return [line.replace("\x00", " ") for line in lines]
 
 
 @dataclass
@@ -52,13 +63,14 @@ class Report:
     def format(self) -> str:
         lines = [f"{self.exercise}: checking {self.path} (time limit {self.timeout:g} s)"]
         width = max((len(r.name) for r in self.results), default=0)
+        indent = " " * (width + 10)
         for r in self.results:
             mark = {"pass": "PASS", "fail": "FAIL"}.get(r.status, "----")
-            lines.append(f"  {mark}  {r.name:<{width}}  {r.note or r.about}")
+            lines += _wrap(r.note or r.about, f"  {mark}  {r.name:<{width}}  ", indent)
             if r.hint:
-                lines.append(f"  {'':4}  {'':<{width}}  hint: {r.hint}")
+                lines += _wrap(f"hint: {r.hint}", indent, indent + "      ")
         if self.problem:
-            lines.append(f"  stopped: {self.problem}")
+            lines += _wrap(f"stopped: {self.problem}", "  ", "  " + " " * 9)
             if self.output.strip():
                 lines.append("  your code printed (the end of it):")
                 lines += [f"    | {line}" for line in self.output.rstrip().splitlines()[-12:]]

@@ -142,6 +142,24 @@ def derivatives(m: ModuleType) -> str:
     return "+ − × ÷ ** tanh relu exp"
 
 
+@CHECKS.add("reused-nodes", "a node used twice: b = a + a, c = a * a, d = b·b + b")
+def reused_nodes(m: ModuleType) -> str:
+    Value = need(m, "Value")
+    cases = [
+        ("b = a + a", lambda a: a + a, 2.0),
+        ("c = a * a", lambda a: a * a, 2 * 3.0),
+        ("d = b*b + b with b = 2*a", lambda a: (lambda b: b * b + b)(2 * a), 2 * (2 * 2 * 3.0)
+         + 2),
+    ]
+    for expr, make, want in cases:
+        a = Value(3.0)
+        make(a).backward()
+        if not _close(a.grad, want):
+            raise Fail(f"{expr} with a = 3 leaves a.grad = {a.grad!r}, expected {want}",
+                       ACCUMULATE)
+    return "gradients add up over every use"
+
+
 # ------------------------------------------------------------- random expressions
 
 UNARY = {
@@ -252,30 +270,12 @@ def random_expressions(m: ModuleType) -> str:
         for name, leaf, w in zip("abc", leaves, want):
             if abs(leaf.grad - w) > 1e-5 * max(1.0, abs(w)):
                 raise Fail(f"d/d{name} of {show(tree)} at a, b, c = "
-                           f"{[round(p, 4) for p in point]} is {leaf.grad!r}; finite "
+                           f"{[round(p, 4) for p in point]} is {leaf.grad:.8g}; finite "
                            f"differences give {w:.8g}",
-                           "if every operation passes `derivatives` alone, the usual cause is "
-                           "a variable used more than once: " + ACCUMULATE + "; or backward() "
-                           "ran a node's _backward before all its users had run theirs")
+                           "if `reused-nodes` fails too, fix that first (+=, not =); if not, "
+                           "backward() ran a node's _backward before all its users had added "
+                           "their shares (it must go in reverse topological order)")
     return "40 expressions of up to 4 levels agree to 1e-5"
-
-
-@CHECKS.add("reused-nodes", "a node used twice: b = a + a, c = a * a, d = b·b + b")
-def reused_nodes(m: ModuleType) -> str:
-    Value = need(m, "Value")
-    cases = [
-        ("b = a + a", lambda a: a + a, 2.0),
-        ("c = a * a", lambda a: a * a, 2 * 3.0),
-        ("d = b*b + b with b = 2*a", lambda a: (lambda b: b * b + b)(2 * a), 2 * (2 * 2 * 3.0)
-         + 2),
-    ]
-    for expr, make, want in cases:
-        a = Value(3.0)
-        make(a).backward()
-        if not _close(a.grad, want):
-            raise Fail(f"{expr} with a = 3 leaves a.grad = {a.grad!r}, expected {want}",
-                       ACCUMULATE)
-    return "gradients add up over every use"
 
 
 @CHECKS.add("deep-chain", "a chain of 5,000 operations (deeper than Python's recursion limit)")
