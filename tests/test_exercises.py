@@ -119,6 +119,22 @@ def test_usage_errors_are_one_line_and_exit_2(args, needles, tmp_path, monkeypat
 def test_start_into_a_file_is_a_usage_error(tmp_path):
     (tmp_path / "afile").write_text("")
     assert_one_line_error(cli("start", "dense", "--dir", tmp_path / "afile"), "not a folder")
+    assert_one_line_error(cli("start", "dense", "--dir", tmp_path / "afile" / "sub"),
+                          "cannot write", "--dir")
+
+
+def test_a_module_beside_the_learners_file_or_in_the_cwd_shadows_nothing(tmp_path, monkeypatch):
+    """The child runs in an empty folder: a chainrule.py where the command is run from does
+    not replace the checker; the learner's own helper modules beside their file do import."""
+    (tmp_path / "chainrule.py").write_text("raise SystemExit('the wrong chainrule')\n")
+    (tmp_path / "mywork").mkdir()
+    (tmp_path / "mywork" / "helpers.py").write_text("from math import tanh  # noqa\n")
+    source = (SOLUTIONS / "value_good.py").read_text().replace(
+        "import math\n", "import math\n\nimport helpers  # noqa: F401\n", 1)
+    (tmp_path / "mywork" / "value.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    result = cli("check", "value", "mywork/value.py")
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", list(exercises.EXERCISES))

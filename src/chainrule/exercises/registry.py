@@ -71,8 +71,14 @@ def start(name: str, folder: str | Path = ".") -> Path:
                             "--dir (the checker never overwrites your work)")
     if folder.exists() and not folder.is_dir():
         raise ExerciseError(f"{folder} is a file, not a folder: pass a folder to --dir")
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_new(target, exercise.skeleton.read_text(encoding="utf-8"))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_new(target, exercise.skeleton.read_text(encoding="utf-8"))
+    except ExerciseError:
+        raise
+    except OSError as exc:
+        raise ExerciseError(f"cannot write {target}: {exc.strerror or exc}; pass a folder "
+                            "you can write to with --dir") from None
     return target
 
 

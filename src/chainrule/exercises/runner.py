@@ -1,7 +1,9 @@
 """Run an exercise's checks on a learner's file in a child process, and report.
 
 The child (`python -m chainrule.exercises.worker`) gets its own process group, no stdin, one
-BLAS thread and a memory cap; its output goes to files, its results to a JSON-lines file.
+BLAS thread, a memory cap, and an empty temporary folder as its working directory (so nothing
+beside the learner's file shadows a module, and nothing it writes by accident lands there);
+its output goes to files, its results to a JSON-lines file.
 When the time limit passes, the whole group is killed. Whatever happens in the learner's code
 (a syntax error, an exception, a crash, a hang), the report says which, and which checks ran.
 """
@@ -110,7 +112,7 @@ def _spawn(exercise: Exercise, path: Path, timeout: float, memory_mb: int, work:
                str(path.resolve()), str(results), str(memory_mb)]
     with open(work / "output.txt", "wb") as output:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
-                                stderr=subprocess.STDOUT, env=_child_env(),
+                                stderr=subprocess.STDOUT, env=_child_env(), cwd=work,
                                 start_new_session=True)
         try:
             code = proc.wait(timeout=timeout)
