@@ -224,14 +224,25 @@ def test_a_hang_kills_what_the_learners_code_started(tmp_path):
     report = exercises.check("value", path, timeout=2)
     assert "while loading your file" in report.problem
     pid = int(pidfile.read_text())
-    for _ in range(100):  # the killed group's orphan is reaped by init shortly after
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+    for _ in range(100):  # the killed orphan is reaped by init shortly after (if ever)
+        if not _alive(pid):
             break
         time.sleep(0.05)
     else:
         pytest.fail(f"the learner's child process {pid} outlived the check")
+
+
+def _alive(pid: int) -> bool:
+    """Running, not ended (a zombie waiting for a container's init to reap it has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 @pytest.mark.parametrize("source, needles", [

@@ -33,6 +33,7 @@ def _predictor():
 
 @CHECKS.add("train", "train(x_train (8000, 784), y_train (8000,)) returns a predict function")
 def train(m: ModuleType) -> str:
+    _trained.clear()  # nothing from an earlier file
     fn = need(m, "train", "function")
     x, y = _split("train")
     start = time.perf_counter()
