@@ -267,6 +267,18 @@ def test_a_broken_file_is_reported_as_such(tmp_path, source, needles):
     assert "0 of 8 checks pass" in result.stdout
 
 
+def test_a_checker_that_cannot_start_is_not_blamed_on_the_learner(monkeypatch):
+    from chainrule.exercises import runner
+
+    false = shutil.which("false")
+    if false is None:
+        pytest.skip("no `false` program here")
+    monkeypatch.setattr(runner.sys, "executable", false)
+    report = exercises.check("value", SOLUTIONS / "value_good.py")
+    assert "checker's own process failed to start (exit code 1)" in report.problem
+    assert not report.passed and "your code" not in report.format()
+
+
 def test_a_crash_inside_a_check_names_the_check(tmp_path):
     path = value_variant(tmp_path, "    def relu(self) -> Value:\n",
                          "    def relu(self) -> Value:\n        import os\n        os.abort()\n")

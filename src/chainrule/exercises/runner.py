@@ -137,9 +137,9 @@ def _read_events(results: Path) -> list[dict]:
     return events
 
 
-def _problem(code: int | None, running: str | None, timeout: float, loaded: bool) -> str:
+def _problem(code: int | None, running: str | None, timeout: float, checks_ran: bool) -> str:
     during = f"during check {running!r}" if running else (
-        "while loading your file" if not loaded else "after the checks")
+        "after the checks" if checks_ran else "while loading your file")
     if code is None:
         return (f"your code did not finish within {timeout:g} s {during}: an endless loop, "
                 "or far too slow (the checker stopped it)")
@@ -178,8 +178,15 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
             running = None
         elif kind == "done":
             done = True
-    if report.problem is None and not done:
-        report.problem = _problem(code, running, timeout, bool(events))
+    if not events and code is None:
+        report.problem = (f"the checker did not reach your file within {timeout:g} s (a very "
+                          "busy machine? pass a larger --timeout)")
+    elif not events:  # the worker never started: not the learner's doing
+        report.problem = (f"the checker's own process failed to start (exit code {code}); "
+                          "its output is below — please report it")
+    elif report.problem is None and not done:
+        report.problem = _problem(code, running, timeout,
+                                  any(e.get("event") == "start" for e in events))
         if running in by_name:
             by_name[running].status = "fail"
             by_name[running].note = report.problem

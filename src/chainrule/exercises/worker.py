@@ -3,9 +3,10 @@
     python -m chainrule.exercises.worker NAME FILE RESULTS
 
 Writes one JSON object per line to RESULTS as it goes (so a crash or a hang part-way still
-leaves the earlier results): {"event": "start", "check"}, then {"event": "result", "check",
-"passed", "note" | "what" and "hint"}; {"event": "load_failed", "kind", "message"} when the
-file cannot be loaded; {"event": "done"} at the end. Each line is flushed at once.
+leaves the earlier results): {"event": "ready"}; then per check {"event": "start", "check"}
+and {"event": "result", "check", "passed", "note" | "what" and "hint"}; {"event":
+"load_failed", "kind", "message"} when the file cannot be loaded; {"event": "done"} at the
+end. Each line is flushed at once.
 The memory limit is set here, before the learner's code runs.
 """
 
@@ -117,6 +118,7 @@ def main(argv: list[str]) -> int:
             out.write(json.dumps(event) + "\n")
             out.flush()
 
+        emit(event="ready")
         if memory_mb:
             limit_memory(memory_mb)
         try:
