@@ -487,3 +487,23 @@ def test_mlp_mnist_untrained_or_wrong_predictions_fail(tmp_path):
                       "    return lambda x: np.zeros((len(x), 10))\n")
     results = run_here("mlp-mnist", logits)
     assert not results["predictions"]["passed"] and "argmax" in results["predictions"]["hint"]
+
+
+# ------------------------------------------------------------------------------ the docs
+
+
+def test_every_tutorial_chapter_has_an_exercises_section():
+    for chapter in sorted((ROOT / "docs" / "tutorial").glob("*.md")):
+        assert "\n## Exercises\n" in chapter.read_text(encoding="utf-8"), chapter.name
+
+
+def test_every_exercise_the_docs_name_exists():
+    import re
+
+    named = set()
+    for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
+        if page.is_file():
+            named |= set(re.findall(r"chainrule\s+exercises\s+(?:start|check)\s+([\w-]+)",
+                                    page.read_text(encoding="utf-8")))
+    assert named and named <= set(exercises.EXERCISES), named - set(exercises.EXERCISES)
+    assert {"value", "dense", "softmax-ce", "sgd-momentum", "conv2d", "mlp-mnist"} <= named
