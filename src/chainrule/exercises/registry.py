@@ -74,8 +74,9 @@ def start(name: str, folder: str | Path = ".") -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         _write_new(target, exercise.skeleton.read_text(encoding="utf-8"))
-    except ExerciseError:
-        raise
+    except FileExistsError:  # appeared between the check above and the link
+        raise ExerciseError(f"{target} already exists: keep working on it, or pass another "
+                            "--dir") from None
     except OSError as exc:
         raise ExerciseError(f"cannot write {target}: {exc.strerror or exc}; pass a folder "
                             "you can write to with --dir") from None
@@ -87,12 +88,10 @@ def _write_new(target: Path, text: str) -> None:
     and never over a file that appeared in the meantime (os.link refuses to replace)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
-        os.fchmod(fd, 0o644) if hasattr(os, "fchmod") else None  # mkstemp's is 0600
+        if hasattr(os, "fchmod"):  # mkstemp makes it 0600; a skeleton is an ordinary file
+            os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.link(tmp, target)
-    except FileExistsError:
-        raise ExerciseError(f"{target} already exists: keep working on it, or pass another "
-                            "--dir") from None
     finally:
         os.unlink(tmp)

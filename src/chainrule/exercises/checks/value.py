@@ -42,7 +42,7 @@ def interface(m: ModuleType) -> str:
     if not isinstance(a + 1, Value):
         raise Fail(f"Value(2.0) + 1 is a {type(a + 1).__name__}, not a Value",
                    "__add__ returns a new Value (out), so the graph can be walked back")
-    return "data, grad and a Value out of every op"
+    return "data, grad, and Value + number is a Value"
 
 
 def _forward_cases(Value) -> list[tuple[str, object, float]]:
@@ -110,7 +110,7 @@ def _seed_hint(name: str) -> str:
            "(reverse topological order)"
 
 
-def _derivative_cases(Value):
+def _derivative_cases():
     """(op, expression of leaf a (and b), the leaf, the expected a.grad)."""
     a, b = 0.7, -1.3
     t = math.tanh(a)
@@ -131,7 +131,7 @@ def _derivative_cases(Value):
 @CHECKS.add("derivatives", "each operation's local derivative, one at a time")
 def derivatives(m: ModuleType) -> str:
     Value = need(m, "Value")
-    for op, make, a, b, want in _derivative_cases(Value):
+    for op, make, a, b, want in _derivative_cases():
         A, B = Value(a), Value(b)
         out = make(A, B)
         out.backward()
