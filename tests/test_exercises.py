@@ -116,6 +116,15 @@ def test_usage_errors_are_one_line_and_exit_2(args, needles, tmp_path, monkeypat
     assert_one_line_error(cli(*args), *needles)
 
 
+def test_paths_with_spaces_and_accents_work(tmp_path):
+    folder = tmp_path / "my work" / "übungen"
+    assert cli("start", "value", "--dir", folder).returncode == 0
+    shutil.copy(SOLUTIONS / "value_good.py", folder / "value.py")
+    result = cli("check", "value", folder / "value.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert str(folder / "value.py") in result.stdout
+
+
 def test_start_into_a_file_is_a_usage_error(tmp_path):
     (tmp_path / "afile").write_text("")
     assert_one_line_error(cli("start", "dense", "--dir", tmp_path / "afile"), "not a folder")
@@ -277,6 +286,16 @@ def test_a_checker_that_cannot_start_is_not_blamed_on_the_learner(monkeypatch):
     report = exercises.check("value", SOLUTIONS / "value_good.py")
     assert "checker's own process failed to start (exit code 1)" in report.problem
     assert not report.passed and "your code" not in report.format()
+
+
+def test_a_thread_left_running_does_not_hold_the_checker(tmp_path):
+    source = (SOLUTIONS / "value_good.py").read_text() + (
+        "\n\nimport threading, time\n"
+        "threading.Thread(target=time.sleep, args=(600,)).start()  # not a daemon\n")
+    path = tmp_path / "value.py"
+    path.write_text(source)
+    report = exercises.check("value", path, timeout=20)
+    assert report.passed, report.format()
 
 
 def test_a_crash_inside_a_check_names_the_check(tmp_path):

@@ -184,7 +184,7 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
     elif not events:  # the worker never started: not the learner's doing
         report.problem = (f"the checker's own process failed to start (exit code {code}); "
                           "its output is below — please report it")
-    elif report.problem is None and not done:
+    elif report.problem is None and (not done or code is None):
         report.problem = _problem(code, running, timeout,
                                   any(e.get("event") == "start" for e in events))
         if running in by_name:
