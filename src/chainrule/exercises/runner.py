@@ -72,7 +72,10 @@ class Report:
             if r.hint:
                 lines += _wrap(f"hint: {r.hint}", indent, indent + "      ")
         if self.problem:
-            lines += _wrap(f"stopped: {self.problem}", "  ", "  " + " " * 9)
+            skipped = sum(r.status == "not run" for r in self.results)
+            after = f"; the {skipped} checks marked ---- did not run" if skipped > 1 else (
+                "; the check marked ---- did not run" if skipped else "")
+            lines += _wrap(f"stopped: {self.problem}{after}", "  ", "  " + " " * 9)
             if self.output.strip():
                 lines.append("  your code printed (the end of it):")
                 lines += [f"    | {line}" for line in self.output.rstrip().splitlines()[-12:]]
@@ -137,32 +140,33 @@ def _read_events(results: Path) -> list[dict]:
     return events
 
 
-def _problem(code: int | None, running: str | None, timeout: float, checks_ran: bool) -> str:
+def _problem(code: int | None, running: str | None, timeout: float,
+             checks_ran: bool) -> tuple[str, str, str]:
+    """(the report's problem line, the stopped check's note, its hint)."""
     during = f"during check {running!r}" if running else (
         "after the checks" if checks_ran else "while loading your file")
     if code is None:
         return (f"your code did not finish within {timeout:g} s {during}: an endless loop, "
-                "or far too slow (the checker stopped it)")
+                "or far too slow (the checker stopped it)",
+                f"did not finish within {timeout:g} s",
+                "look for a loop that never ends in the code this check calls")
     if code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"the Python process running your code crashed ({name}) {during}"
-    return f"your code ended the Python process (exit code {code}) {during}"
+        return (f"the Python process running your code crashed ({name}) {during}",
+                f"Python crashed ({name}) here",
+                "run this check's steps yourself, outside the checker, to see where")
+    return (f"your code ended the Python process (exit code {code}) {during}",
+            f"your code ended the process (exit code {code}) here",
+            "remove the exit(), sys.exit() or os._exit() call")
 
 
-def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 2048) -> Report:
-    """Run `exercise`'s checks on `path` in a child process limited to `timeout` seconds and
-    `memory_mb` MB of address space (0: no cap); returns the Report."""
-    import importlib
-
-    checks = importlib.import_module(f"chainrule.exercises.checks.{exercise.module}").CHECKS
-    report = Report(exercise.name, path, timeout, [Result(c.name, c.about) for c in checks])
+def _read_results(events: list[dict], report: Report) -> tuple[str | None, bool]:
+    """Fill report's results from the worker's events; returns (the check running when they
+    stop, whether the worker finished)."""
     by_name = {r.name: r for r in report.results}
-    with tempfile.TemporaryDirectory(prefix="chainrule-exercise-") as tmp:
-        code, report.output = _spawn(exercise, path, timeout, memory_mb, Path(tmp))
-        events = _read_events(Path(tmp) / "results.jsonl")
     running, done = None, False
     for event in events:
         kind = event.get("event")
@@ -178,6 +182,20 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
             running = None
         elif kind == "done":
             done = True
+    return running, done
+
+
+def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 2048) -> Report:
+    """Run `exercise`'s checks on `path` in a child process limited to `timeout` seconds and
+    `memory_mb` MB of address space (0: no cap); returns the Report."""
+    import importlib
+
+    checks = importlib.import_module(f"chainrule.exercises.checks.{exercise.module}").CHECKS
+    report = Report(exercise.name, path, timeout, [Result(c.name, c.about) for c in checks])
+    with tempfile.TemporaryDirectory(prefix="chainrule-exercise-") as tmp:
+        code, report.output = _spawn(exercise, path, timeout, memory_mb, Path(tmp))
+        events = _read_events(Path(tmp) / "results.jsonl")
+    running, done = _read_results(events, report)
     if not events and code is None:
         report.problem = (f"the checker did not reach your file within {timeout:g} s (a very "
                           "busy machine? pass a larger --timeout)")
@@ -185,11 +203,11 @@ def run_checks(exercise: Exercise, path: Path, timeout: float, memory_mb: int = 
         report.problem = (f"the checker's own process failed to start (exit code {code}); "
                           "its output is below — please report it")
     elif report.problem is None and (not done or code is None):
-        report.problem = _problem(code, running, timeout,
-                                  any(e.get("event") == "start" for e in events))
-        if running in by_name:
-            by_name[running].status = "fail"
-            by_name[running].note = report.problem
+        checks_ran = any(e.get("event") == "start" for e in events)
+        report.problem, note, hint = _problem(code, running, timeout, checks_ran)
+        for r in report.results:
+            if r.name == running:
+                r.status, r.note, r.hint = "fail", note, hint
     return report
 
 
