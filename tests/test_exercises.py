@@ -149,6 +149,7 @@ def test_a_module_beside_the_learners_file_or_in_the_cwd_shadows_nothing(tmp_pat
 @pytest.mark.parametrize("name", list(exercises.EXERCISES))
 def test_every_skeleton_is_valid_python_with_todos_and_fails_its_checks(name, tmp_path):
     path = exercises.start(name, tmp_path)
+    assert path == tmp_path / (name.replace("-", "_") + ".py")  # importable: softmax_ce.py
     source = path.read_text()
     compile(source, str(path), "exec")
     assert "TODO" in source and "NotImplementedError" in source
