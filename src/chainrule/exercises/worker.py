@@ -99,8 +99,7 @@ def run_check(check: Check, module: ModuleType, path: Path, memory_mb: int = 0) 
         at = where(exc, path, code=False)
         todo = " ".join(str(exc).split()).removeprefix("TODO:").strip() or "a method"
         return {"passed": False, "what": f"still a TODO: {todo}" + (f" ({at})" if at else ""),
-                "hint": check.todo_hint or "fill in that TODO (the checks run in order: "
-                "make the first failing one pass first)"}
+                "hint": check.todo_hint or "fill in that TODO"}
     except RuntimeWarning as exc:
         return {"passed": False, "what": f"NumPy warned: {describe(exc, path)}",
                 "hint": "an overflow or a 0/0 in your code: see the line it points to"}
