@@ -21,7 +21,8 @@ CORE = [
     "regularization", "gradcheck", "batching", "metrics", "_io", "_version", "distributed",
     "_threads",
 ]  # fmt: skip
-OUTER = {"cli", "web", "data", "viz", "demos", "run", "preprocess", "interop", "sklearn"}
+OUTER = {"cli", "web", "data", "viz", "demos", "run", "preprocess", "interop", "sklearn",
+         "exercises"}
 SCALAR_ENGINE = {"value", "scalar"}
 
 

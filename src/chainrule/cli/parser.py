@@ -70,7 +70,7 @@ def batch_size(text: str) -> int:
 
 def build_parser() -> Parser:
     """`chainrule` and its subcommands; each command module adds its own subparser."""
-    from . import data, demo, export, serve, train
+    from . import data, demo, exercises, export, serve, train
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -81,6 +81,6 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"chainrule {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for command in (train, demo, data, export, serve):
+    for command in (train, demo, data, export, serve, exercises):
         command.add_parser(sub, common)
     return parser
