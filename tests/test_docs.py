@@ -141,12 +141,49 @@ def test_backprop_table_is_the_demos_output():
     assert shown[0].rstrip("\n").splitlines() == lines
 
 
+def tutorial_chapters() -> list[Path]:
+    """The numbered chapters (01-…, 03a-…), not the notation page."""
+    return sorted(p for p in (ROOT / "docs" / "tutorial").glob("*.md") if p.name[0].isdigit())
+
+
 def test_tutorial_pages_have_code():
     """Each chapter teaches with code the tests run, not only prose."""
-    chapters = sorted((ROOT / "docs" / "tutorial").glob("*.md"))
-    assert len(chapters) == 13, [c.name for c in chapters]  # 1–9 plus 3a, 3b, 3c and 7a
+    chapters = tutorial_chapters()
+    names = {c.stem.split("-")[0] for c in chapters}
+    assert {"01", "02", "03", "03a", "03b", "03c", "04", "05", "05a", "06", "07", "07a", "08",
+            "09"} <= names, sorted(names)
     for chapter in chapters:
         assert any(b.runs for b in code_blocks(chapter)), f"{chapter.name} has no python block"
+
+
+def test_every_chapter_ends_with_exercises():
+    """Each chapter closes with questions to work on: an '## Exercises' section."""
+    missing = [c.name for c in tutorial_chapters()
+               if not re.search(r"^## Exercises\s*$", c.read_text(encoding="utf-8"), re.M)]
+    assert not missing, f"chapters without an '## Exercises' section: {missing}"
+
+
+THEORY = [
+    "Why backpropagation is fast",
+    "The backpropagation equations for L layers",
+    "Why minus the gradient",
+    "Cross-entropy or squared error?",
+    "Sanity checks",
+    "Universal approximation",
+    "No Free Lunch",
+    "Further reading",
+]
+
+
+def test_the_theory_sections_exist():
+    """The sections the tutorial promises, each once, plus the optimizers chapter and the
+    notation page in the site's navigation."""
+    headings = [line[3:].strip() for c in tutorial_chapters()
+                for line in c.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
+    for title in THEORY:
+        assert headings.count(title) == 1, f"'## {title}': {headings.count(title)} times"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "tutorial/notation.md" in nav and "tutorial/05a-optimizers.md" in nav
 
 
 def test_figures_exist_and_are_small():
