@@ -225,3 +225,34 @@ def test_mkdocs_build_strict(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (tmp_path / "site" / "tutorial" / "01-derivatives" / "index.html").is_file()
+
+
+def test_train_seeds_script_prints_the_results_table():
+    """scripts/train_seeds.py, which makes docs/results.md's table, runs `chainrule train` per
+    seed and prints one row per kernel with every seed's accuracy and the mean ± sd."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_seeds.py"), "--seeds", "0", "1", "--",
+         "--epochs", "1", "--batches", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    header, rule, row = done.stdout.strip().splitlines()
+    assert header.startswith("| kernel | seed 0 | seed 1 | mean ± sd")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "default" and all(c.endswith("%") for c in cells[1:3])
+    accuracies = [float(c.rstrip("%")) for c in cells[1:3]]
+    mean = float(cells[3].split("±")[0])
+    assert abs(mean - sum(accuracies) / 2) < 0.01
+
+
+def test_results_page_is_the_one_source_of_the_headline():
+    """The default run's accuracy lives in docs/results.md; the pages that talk about
+    `chainrule train` link there instead of quoting a number of their own."""
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert "{ #default-train }" in results and "same BLAS kernel" in results
+    for page in ["README.md", "docs/index.md", "docs/cli.md", "docs/tutorial/07-mnist.md"]:
+        text = (ROOT / page).read_text(encoding="utf-8")
+        assert "results.md" in text, f"{page} should link docs/results.md"
+        prose = "\n".join(b for i, b in enumerate(re.split(r"^```.*$", text, flags=re.M))
+                          if i % 2 == 0)  # outside code blocks (a printed run may show one)
+        assert not re.search(r"\b9[5-9]\.\d+ ?%", prose), f"{page} quotes an accuracy"
