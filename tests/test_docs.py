@@ -141,12 +141,54 @@ def test_backprop_table_is_the_demos_output():
     assert shown[0].rstrip("\n").splitlines() == lines
 
 
+def tutorial_chapters() -> list[Path]:
+    """The numbered chapters (01-…, 03a-…), not the notation page."""
+    return sorted(p for p in (ROOT / "docs" / "tutorial").glob("*.md") if p.name[0].isdigit())
+
+
 def test_tutorial_pages_have_code():
     """Each chapter teaches with code the tests run, not only prose."""
-    chapters = sorted((ROOT / "docs" / "tutorial").glob("*.md"))
-    assert len(chapters) == 13, [c.name for c in chapters]  # 1–9 plus 3a, 3b, 3c and 7a
+    chapters = tutorial_chapters()
+    names = {c.stem.split("-")[0] for c in chapters}
+    assert WITH_EXERCISES <= names, sorted(names)
     for chapter in chapters:
         assert any(b.runs for b in code_blocks(chapter)), f"{chapter.name} has no python block"
+
+
+# The chapters of the third edition; later chapters are held to the same rule below.
+WITH_EXERCISES = {"01", "02", "03", "03a", "03b", "03c", "04", "05", "05a", "06", "07", "07a",
+                  "08", "09"}
+
+
+def test_every_chapter_ends_with_exercises():
+    """Each numbered chapter closes with questions to work on: an '## Exercises' section."""
+    chapters = tutorial_chapters()
+    missing = [c.name for c in chapters
+               if not re.search(r"^## Exercises\s*$", c.read_text(encoding="utf-8"), re.M)]
+    assert not missing, f"chapters without an '## Exercises' section: {missing}"
+
+
+THEORY = [
+    "Why backpropagation is fast",
+    "The backpropagation equations for L layers",
+    "Why minus the gradient",
+    "Cross-entropy or squared error?",
+    "Sanity checks",
+    "Universal approximation",
+    "No Free Lunch",
+    "Further reading",
+]
+
+
+def test_the_theory_sections_exist():
+    """The sections the tutorial promises, each once, plus the optimizers chapter and the
+    notation page in the site's navigation."""
+    headings = [line[3:].strip() for c in tutorial_chapters()
+                for line in c.read_text(encoding="utf-8").splitlines() if line.startswith("## ")]
+    for title in THEORY:
+        assert headings.count(title) == 1, f"'## {title}': {headings.count(title)} times"
+    nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert "tutorial/notation.md" in nav and "tutorial/05a-optimizers.md" in nav
 
 
 def test_figures_exist_and_are_small():
@@ -181,3 +223,34 @@ def test_mkdocs_build_strict(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (tmp_path / "site" / "tutorial" / "01-derivatives" / "index.html").is_file()
+
+
+def test_train_seeds_script_prints_the_results_table():
+    """scripts/train_seeds.py, which makes docs/results.md's table, runs `chainrule train` per
+    seed and prints one row per kernel with every seed's accuracy and the mean ± sd."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train_seeds.py"), "--seeds", "0", "1", "--",
+         "--epochs", "1", "--batches", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    header, rule, row = done.stdout.strip().splitlines()
+    assert header.startswith("| kernel | seed 0 | seed 1 | mean ± sd")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "default" and all(c.endswith("%") for c in cells[1:3])
+    accuracies = [float(c.rstrip("%")) for c in cells[1:3]]
+    mean = float(cells[3].split("±")[0])
+    assert abs(mean - sum(accuracies) / 2) < 0.01
+
+
+def test_results_page_is_the_one_source_of_the_headline():
+    """The default run's accuracy lives in docs/results.md; the pages that talk about
+    `chainrule train` link there instead of quoting a number of their own."""
+    results = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+    assert "{ #default-train }" in results and "same BLAS kernel" in results
+    for page in ["README.md", "docs/index.md", "docs/cli.md", "docs/tutorial/07-mnist.md"]:
+        text = (ROOT / page).read_text(encoding="utf-8")
+        assert "results.md" in text, f"{page} should link docs/results.md"
+        prose = "\n".join(b for i, b in enumerate(re.split(r"^```.*$", text, flags=re.M))
+                          if i % 2 == 0)  # outside code blocks (a printed run may show one)
+        assert not re.search(r"\b9[5-9]\.\d+ ?%", prose), f"{page} quotes an accuracy"

@@ -512,11 +512,6 @@ def test_mlp_mnist_untrained_or_wrong_predictions_fail(tmp_path):
 # ------------------------------------------------------------------------------ the docs
 
 
-def test_every_tutorial_chapter_has_an_exercises_section():
-    for chapter in sorted((ROOT / "docs" / "tutorial").glob("*.md")):
-        assert "\n## Exercises\n" in chapter.read_text(encoding="utf-8"), chapter.name
-
-
 def test_every_exercise_the_docs_name_exists():
     import re
 

@@ -41,7 +41,7 @@ def he_normal(shape, rng: np.random.Generator) -> np.ndarray:
 
 
 def lecun_uniform(shape, rng: np.random.Generator) -> np.ndarray:
-    """PyTorch's default for Linear/Conv: U(-1/√fan_in, 1/√fan_in)."""
+    """PyTorch's default for Linear/Conv: U(-1/√fan_in, 1/√fan_in), a third of LeCun's 1/fan_in."""
     fan_in, _ = fans(shape)
     bound = 1.0 / math.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape)
