@@ -103,10 +103,16 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs: Any) -> Tensor:
-        arrays = [x.data if isinstance(x, Tensor) else x for x in inputs]
-        needs = tuple(isinstance(x, Tensor) and x.requires_grad for x in inputs)
-        record = _GradMode.enabled and any(needs)
-        ctx = Context(cls, inputs, needs) if record else _NO_CONTEXT
+        arrays, needs = [], []
+        for x in inputs:
+            if isinstance(x, Tensor):
+                arrays.append(x.data)
+                needs.append(x.requires_grad)
+            else:
+                arrays.append(x)
+                needs.append(False)
+        record = _GradMode.enabled and True in needs
+        ctx = Context(cls, inputs, tuple(needs)) if record else _NO_CONTEXT
         out = Tensor(cls.forward(ctx, *arrays))
         if record:
             out.requires_grad = True
@@ -354,10 +360,13 @@ def _topological_order(root: Tensor) -> list[Tensor]:
                 "forward again to build a new one"
             )
         if ctx is not None:
-            for x in ctx.inputs:
-                if isinstance(x, Tensor) and x.requires_grad and id(x) not in seen:
+            for x, need in zip(ctx.inputs, ctx.needs_input_grad):
+                if need and id(x) not in seen:
                     seen.add(id(x))
-                    stack.append((x, False))
+                    if x._ctx is None:
+                        order.append(x)  # a leaf depends on nothing: done at once
+                    else:
+                        stack.append((x, False))
     return order
 
 
@@ -380,6 +389,7 @@ def _run_backward(root: Tensor, grad: np.ndarray) -> None:
         for x, need, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
             if not need or gx is None:
                 continue
-            gx = unbroadcast(gx, x.data.shape, ctx.function.__name__)
+            if type(gx) is not np.ndarray or gx.shape != x.data.shape:
+                gx = unbroadcast(gx, x.data.shape, ctx.function.__name__)
             key = id(x)
             grads[key] = gx if key not in grads else grads[key] + gx  # fan-in adds
