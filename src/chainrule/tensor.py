@@ -241,7 +241,15 @@ class Tensor:
                     "e.g. t.backward(np.ones(t.shape)), or reduce it first: t.sum().backward()"
                 )
             grad = np.ones_like(self.data)
-        grad = unbroadcast(np.asarray(grad, dtype=self.data.dtype), self.shape, "backward")
+        grad = np.asarray(grad, dtype=self.data.dtype)
+        if grad.shape != self.shape:
+            try:
+                grad = np.broadcast_to(grad, self.shape).copy()
+            except ValueError:
+                raise ValueError(
+                    f"backward: a gradient of shape {grad.shape} does not fit the tensor's "
+                    f"shape {self.shape}"
+                ) from None
         _run_backward(self, grad)
 
     def _accumulate(self, grad: np.ndarray) -> None:

@@ -115,8 +115,8 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         a2 = a[None, :] if a.ndim == 1 else a  # (k,) is the row (1, k)
         b2 = b[:, None] if b.ndim == 1 else b  # (k,) is the column (k, 1)
-        g2 = g[..., None, :] if a.ndim == 1 else g
-        g2 = g2[..., None] if b.ndim == 1 else g2
+        g2 = g[..., None] if b.ndim == 1 else g  # the column axis first, then the row axis
+        g2 = g2[..., None, :] if a.ndim == 1 else g2
         da = g2 @ np.swapaxes(b2, -1, -2) if ctx.needs_input_grad[0] else None
         db = np.swapaxes(a2, -1, -2) @ g2 if ctx.needs_input_grad[1] else None
         if da is not None and a.ndim == 1:
