@@ -5,9 +5,9 @@ with respect to it (same shape). Every operation on Tensors is a `Function`: its
 computes on plain arrays and saves what its `backward` needs on a context `ctx`; the output
 Tensor keeps that context, and the context keeps the inputs — one graph node per operation.
 
-`backward()` visits the nodes in reverse topological order (an explicit stack, no recursion,
-so a 100 000-operation chain works) and hands each node dL/d(output). Two rules live here,
-in the engine, rather than in every operation:
+`backward()` visits the nodes in reverse topological order (a heap ordered by creation, no
+recursion, so a 100 000-operation chain works) and hands each node dL/d(output). Two rules
+live here, in the engine, rather than in every operation:
 
 - Broadcasting is undone centrally: if an input of shape (3,) was broadcast against (4, 3),
   its gradient arrives shaped (4, 3) and is summed back over the broadcast axes (each copy of
@@ -22,6 +22,8 @@ import of that one.
 
 from __future__ import annotations
 
+import itertools
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,7 @@ import numpy as np
 OPS: dict[str, Any] = {}
 
 _FREED = object()  # marks a node whose graph was already used by a backward pass
+_sequence = itertools.count()  # creation order of operation results (see _run_backward)
 
 
 class _GradMode:
@@ -113,10 +116,12 @@ class Function:
                 needs.append(False)
         record = _GradMode.enabled and True in needs
         ctx = Context(cls, inputs, tuple(needs)) if record else _NO_CONTEXT
-        out = Tensor(cls.forward(ctx, *arrays))
-        if record:
-            out.requires_grad = True
-            out._ctx = ctx
+        out = Tensor.__new__(Tensor)  # the result: no checks needed
+        out.data = np.asarray(cls.forward(ctx, *arrays))
+        out.grad = None
+        out.requires_grad = record
+        out._ctx = ctx if record else None
+        out._seq = next(_sequence)
         return out
 
 
@@ -168,7 +173,7 @@ class Tensor:
     results of operations on such tensors require grad too and remember how they were made.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_seq", "__weakref__")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ (no object arrays)
 
     def __init__(self, data: Any, requires_grad: bool = False) -> None:
@@ -349,55 +354,50 @@ class Tensor:
         return self.transpose()
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor `root` depends on that requires grad, each after all of its inputs
-    (a depth-first post-order with an explicit stack: no recursion limit)."""
-    order: list[Tensor] = []
-    seen = {id(root)}
-    stack = [(root, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        stack.append((t, True))
+def _run_backward(root: Tensor, grad: np.ndarray) -> None:
+    """Hand each node dL/d(output), in reverse order of creation, and add up what arrives.
+
+    Every node is created after its inputs, so its sequence number is larger than theirs:
+    taking the reachable nodes largest number first (a heap, no recursion) visits each one
+    after every node that uses it, when its gradient is complete (PyTorch orders its engine
+    the same way). Leaves take their gradient as it arrives.
+    """
+    ctx = root._ctx
+    if ctx is None:
+        root._accumulate(grad)
+        return
+    if ctx is _FREED:
+        raise _freed_error()
+    grads = {id(root): grad}
+    heap = [(-root._seq, root)]
+    while heap:
+        t = heappop(heap)[1]
+        g = grads.pop(id(t))
         ctx = t._ctx
         if ctx is _FREED:
-            raise RuntimeError(
-                "backward: this graph was already used by a backward pass and freed; run the "
-                "forward again to build a new one"
-            )
-        if ctx is not None:
-            for x, need in zip(ctx.inputs, ctx.needs_input_grad):
-                if need and id(x) not in seen:
-                    seen.add(id(x))
-                    if x._ctx is None:
-                        order.append(x)  # a leaf depends on nothing: done at once
-                    else:
-                        stack.append((x, False))
-    return order
-
-
-def _run_backward(root: Tensor, grad: np.ndarray) -> None:
-    order = _topological_order(root)
-    grads = {id(root): grad}
-    for t in reversed(order):
-        g = grads.pop(id(t), None)
-        ctx = t._ctx
-        if ctx is None:  # a leaf: the gradient we were asked for
-            if g is not None:
-                t._accumulate(g)
-            continue
+            raise _freed_error()
         t._ctx = _FREED  # let go of the inputs and saved arrays as we go
-        if g is None:
-            continue
         input_grads = ctx.function.backward(ctx, g)
-        if not isinstance(input_grads, tuple):
+        if type(input_grads) is not tuple:
             input_grads = (input_grads,)
         for x, need, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
             if not need or gx is None:
                 continue
             if type(gx) is not np.ndarray or gx.shape != x.data.shape:
                 gx = unbroadcast(gx, x.data.shape, ctx.function.__name__)
+            if x._ctx is None:
+                x._accumulate(gx)  # a leaf: the gradient we were asked for
+                continue
             key = id(x)
-            grads[key] = gx if key not in grads else grads[key] + gx  # fan-in adds
+            if key in grads:
+                grads[key] = grads[key] + gx  # fan-in adds
+            else:
+                grads[key] = gx
+                heappush(heap, (-x._seq, x))
+
+
+def _freed_error() -> RuntimeError:
+    return RuntimeError(
+        "backward: this graph was already used by a backward pass and freed; run the forward "
+        "again to build a new one"
+    )
