@@ -352,3 +352,24 @@ def test_parameters_are_tensors():
     w = layer.weight
     assert isinstance(w, cr.Tensor) and w.requires_grad and w.is_leaf
     assert w.grad.shape == w.shape and w.name == ""
+
+
+def test_a_conv_layer_applied_twice_in_one_graph_keeps_both_caches():
+    torch = pytest.importorskip("torch")
+    conv = cr.Conv2D(2, 2, 3, padding=1, seed=0, dtype=np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 5))
+    xt = cr.Tensor(x, requires_grad=True)
+    out = conv(conv(xt).tanh())
+    R = np.random.default_rng(1).standard_normal(out.shape)
+    out.backward(R)
+    w = torch.tensor(conv.weight.data, requires_grad=True)
+    b = torch.tensor(conv.bias.data, requires_grad=True)
+    tx = torch.tensor(x, requires_grad=True)
+
+    def tconv(v):
+        return torch.nn.functional.conv2d(v, w, b, padding=1)
+
+    tconv(torch.tanh(tconv(tx))).backward(torch.tensor(R))
+    np.testing.assert_allclose(conv.weight.grad, w.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.bias.grad, b.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(xt.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)

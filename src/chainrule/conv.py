@@ -257,7 +257,19 @@ class Conv2D(Module):
             )
         return output_size(self._name, x.shape, self.kernel_size, self.stride, self.padding)
 
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        # the explicit driver keeps one cache at a time, so its columns may stay in the
+        # reused scratch buffer
+        y, self._cache = self._forward_with_scratch(x)
+        return y
+
     def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+        y, cache = self._forward_with_scratch(x)
+        if cache is not None and cache[0] is self._cols_buffer:
+            self._cols_buffer = None  # this call's cache owns the columns: the next allocates
+        return y, cache
+
+    def _forward_with_scratch(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
         out = self._check(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
