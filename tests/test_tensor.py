@@ -96,6 +96,35 @@ def test_matmul_matches_torch_including_batches_and_vectors(a_shape, b_shape):
     _compare(lambda a, b: a @ b, lambda a, b: a @ b, [_values(a_shape, 3), _values(b_shape, 4)])
 
 
+@SETTINGS
+@given(
+    batch=mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=3),
+    dims=st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    vectors=st.tuples(st.booleans(), st.booleans()),
+    seed=st.integers(0, 2**16),
+)
+def test_matmul_matches_torch_with_broadcast_batches(batch, dims, vectors, seed):
+    m, k, n = dims
+    a_batch, b_batch = batch.input_shapes
+    a_shape = (k,) if vectors[0] else (*a_batch, m, k)  # a 1-D operand has no batch axes
+    b_shape = (k,) if vectors[1] else (*b_batch, k, n)
+    _compare(lambda a, b: a @ b, lambda a, b: a @ b,
+             [_values(a_shape, seed), _values(b_shape, seed + 1)], seed)  # fmt: skip
+
+
+@SETTINGS
+@given(
+    shapes=mutually_broadcastable_shapes(num_shapes=3, min_dims=0, max_dims=3, max_side=3),
+    seed=st.integers(0, 2**16),
+)
+def test_where_matches_torch_under_broadcasting(shapes, seed):
+    cond_shape, a_shape, b_shape = shapes.input_shapes
+    cond = _values(cond_shape, seed + 2) > 0
+    _compare(lambda a, b: cr.where(cond, a, b),
+             lambda a, b: torch.where(torch.as_tensor(cond), a, b),
+             [_values(a_shape, seed), _values(b_shape, seed + 1)], seed)  # fmt: skip
+
+
 UNARY = {
     "neg": (lambda a: -a, lambda a: -a, False),
     "exp": (lambda a: a.exp(), torch.exp, False),

@@ -155,7 +155,8 @@ class Sequential(Module):
 
     Each layer object may appear only once (nested containers included): a layer keeps one
     forward cache for its backward, so a second use would overwrite the first's. To share
-    weights, use two layers and tie them: `d2.weight = d1.weight`.
+    weights, use two layers and tie them: `d2.weight = d1.weight`. (On a Tensor, `model(t)`
+    makes each layer its own graph node, and any layer may be called any number of times.)
     """
 
     def __init__(self, *layers: Module | Iterable[Module]) -> None:

@@ -3,6 +3,11 @@
 A `Module` computes `forward(x)` and, later, `backward(grad_out)`: given dL/d(output) it
 returns dL/d(input) and *adds* dL/d(parameter) into each parameter's `.grad`.
 Parameters are found by walking the module's attributes, so a layer only has to store them.
+
+A layer writes its maths once, as a stateless pair: `forward_with_cache(x)` → (y, cache) and
+`backward_from_cache(cache, grad_out, input_grad)`. Two drivers call it: the explicit one
+(`forward` keeps the cache on the layer, `backward` uses it) and the graph one (`layer(t)` on
+a Tensor records one node that keeps that call's cache), so both give the same bits.
 """
 
 from __future__ import annotations
@@ -152,8 +157,9 @@ class Module:
             )
         MODULE_REGISTRY[name] = cls
 
-    def __call__(self, x):
-        """`forward(x)` on an array; on a Tensor, the layer as one node of a graph."""
+    def __call__(self, x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """`forward(x)` on an array; on a Tensor, the layer as one node of a graph (or, for a
+        module built from Tensor operations and other layers, the nodes its forward makes)."""
         if isinstance(x, Tensor):
             return self._graph_call(x)
         return self.forward(x)
