@@ -378,9 +378,11 @@ def test_the_graph_is_freed_after_backward():
     del h
     gc.collect()
     assert seen() is not None  # the graph holds h until backward
+    assert loss.node.function.__name__ == "Sum" and x.node is None
     loss.backward()
     gc.collect()
     assert seen() is None  # backward let go of it
+    assert loss.node is None
     with pytest.raises(RuntimeError, match="already used by a backward pass"):
         loss.backward()
     x2 = cr.Tensor(np.arange(3.0), requires_grad=True)
@@ -421,3 +423,27 @@ def test_hostile_inputs_give_one_line_errors():
         cr.stack([])
     with pytest.raises(TypeError, match="not a Tensor"):
         cr.gradcheck(lambda a: a.data, np.ones(2))
+
+
+def test_a_function_sees_needs_input_grad_and_nothing_is_kept_under_no_grad():
+    seen = []
+
+    class Probe(cr.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            seen.append(tuple(ctx.needs_input_grad))
+            ctx.save_for_backward(a, b)
+            return a * b
+
+        @staticmethod
+        def backward(ctx, grad):
+            a, b = ctx.saved_tensors
+            return grad * b, grad * a
+
+    a, b = cr.Tensor(np.ones(2), requires_grad=True), cr.Tensor(np.full(2, 3.0))
+    Probe.apply(a, b).sum().backward()
+    with cr.no_grad():
+        out = Probe.apply(a, b)
+    assert seen == [(True, False), (False, False)]
+    assert out.is_leaf and not out.requires_grad
+    np.testing.assert_array_equal(a.grad, [3.0, 3.0])

@@ -115,7 +115,11 @@ class Function:
                 arrays.append(x)
                 needs.append(False)
         record = _GradMode.enabled and True in needs
-        ctx = Context(cls, inputs, tuple(needs)) if record else _NO_CONTEXT
+        # without a graph the context lives only through forward (it saves for nobody)
+        if record:
+            ctx = Context(cls, inputs, tuple(needs))
+        else:
+            ctx = Context(cls, (), (False,) * len(needs))
         out = Tensor.__new__(Tensor)  # the result: no checks needed
         out.data = np.asarray(cls.forward(ctx, *arrays))
         out.grad = None
@@ -123,22 +127,6 @@ class Function:
         out._ctx = ctx if record else None
         out._seq = next(_sequence)
         return out
-
-
-class _NoContext(Context):
-    """The context handed to forward when nothing is recorded: saving is a no-op."""
-
-    def __init__(self) -> None:
-        self.needs_input_grad = ()
-
-    def save_for_backward(self, *arrays) -> None:
-        pass
-
-    def __setattr__(self, name: str, value) -> None:
-        pass  # a forward may set ctx attributes; with no graph they are simply dropped
-
-
-_NO_CONTEXT = _NoContext()
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], op: str = "") -> np.ndarray:
@@ -221,6 +209,12 @@ class Tensor:
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
+
+    @property
+    def node(self) -> Context | None:
+        """The graph node that computed this tensor (its Function, inputs and saved arrays);
+        None for a leaf, and once backward has freed the graph."""
+        return None if self._ctx is _FREED else self._ctx
 
     def __repr__(self) -> str:
         body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
