@@ -313,6 +313,21 @@ def test_a_gradient_of_the_wrong_shape_is_an_error_naming_the_function():
         Bad.apply(t).backward()
 
 
+def test_a_wrong_number_of_gradients_is_an_error():
+    class OneForTwo(cr.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad
+
+    t = cr.Tensor(np.ones(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"OneForTwo.backward returned 1 gradient\(s\) for 2"):
+        OneForTwo.apply(t, t).sum().backward()
+
+
 def test_unbroadcast_sums_back_and_refuses_other_shapes():
     g = np.ones((4, 2, 3))
     np.testing.assert_array_equal(unbroadcast(g, (2, 1)), np.full((2, 1), 12.0))

@@ -279,7 +279,7 @@ class LossCall(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return ctx.loss_fn.backward_from_cache(ctx.cache, float(grad))
+        return ctx.loss_fn.backward_from_cache(ctx.cache, float(grad)), None, None
 
 
 LOSSES = {

@@ -363,7 +363,8 @@ class LayerCall(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return ctx.module.backward_from_cache(ctx.cache, grad, ctx.needs_input_grad[0])
+        dx = ctx.module.backward_from_cache(ctx.cache, grad, ctx.needs_input_grad[0])
+        return (dx,) + (None,) * (len(ctx.inputs) - 1)  # nothing for the layer, its parameters
 
 
 class LegacyLayerCall(Function):
@@ -376,7 +377,8 @@ class LegacyLayerCall(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return ctx.module.backward(grad, input_grad=ctx.needs_input_grad[0])
+        dx = ctx.module.backward(grad, input_grad=ctx.needs_input_grad[0])
+        return (dx,) + (None,) * (len(ctx.inputs) - 1)
 
 
 def _origin(cls: type) -> str:

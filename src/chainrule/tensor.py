@@ -374,6 +374,11 @@ def _run_backward(root: Tensor, grad: np.ndarray) -> None:
         input_grads = ctx.function.backward(ctx, g)
         if type(input_grads) is not tuple:
             input_grads = (input_grads,)
+        if len(input_grads) != len(ctx.inputs):
+            raise RuntimeError(
+                f"{ctx.function.__name__}.backward returned {len(input_grads)} gradient(s) for "
+                f"{len(ctx.inputs)} input(s); return one per input of apply (None for a number)"
+            )
         for x, need, gx in zip(ctx.inputs, ctx.needs_input_grad, input_grads):
             if not need or gx is None:
                 continue
