@@ -75,6 +75,7 @@ BENCHES = {
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
     "cli": ("bench_cli.py", [], ["--epochs", "3", "--repeat", "1", "--images", "2000"]),
     "mpi": ("bench_mpi.py", [], ["--images", "2000", "--rounds", "1"]),
+    "autograd": ("bench_autograd.py", [], ["--samples", "20000", "--repeat", "3"]),
 }
 
 # `ratio <name> <value>`: the name may hold spaces ("gelu / relu"); the value is a number or

@@ -47,8 +47,10 @@ def test_numerical_gradient_of_a_known_function():
 
 
 def test_gradcheck_rejects_other_objects():
-    with pytest.raises(TypeError, match="Module or Loss"):
-        cr.gradcheck(lambda x: x, np.zeros(2))
+    with pytest.raises(TypeError, match="Module, Loss, Function or function of Tensors"):
+        cr.gradcheck("a model", np.zeros(2))
+    with pytest.raises(TypeError, match="returned ndarray, not a Tensor"):
+        cr.gradcheck(lambda x: x.data, np.zeros(2))  # a function must stay on Tensors
 
 
 # ---- the verdict: |a − n| ≤ atol + rtol·|n| (issue 14) -----------------------------------

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "chainrule"
 CORE = [
     "module", "init", "layers", "activations", "losses", "conv", "pooling", "normalization",
     "regularization", "gradcheck", "batching", "metrics", "_io", "_version", "distributed",
-    "_threads",
+    "_threads", "tensor", "tensor_ops",
 ]  # fmt: skip
 OUTER = {"cli", "web", "data", "viz", "demos", "run", "preprocess", "interop", "sklearn",
          "exercises"}

@@ -22,6 +22,8 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2D, MaxPool2D
 from .regularization import Dropout
 from .serialize import ModelFileError, load, load_checkpoint, save
+from .tensor import Context, Function, Tensor, no_grad
+from .tensor_ops import concat, stack, where
 from .train import History, TrainingDiverged, evaluate, fit, predict
 from .value import Value
 

@@ -250,18 +250,16 @@ class Activation(Module):
 
     name = ""
     monotone = False
-    _cache = None
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
         x = as_float(x)
         y = self._f(x)
-        self._cache = (x, y) if keeps_cache(self) else None
-        return y
+        return y, ((x, y) if keeps_cache(self) else None)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        if self._cache is None:
+    def backward_from_cache(self, cache, grad_out: np.ndarray, input_grad: bool = True):
+        if cache is None:
             raise no_cache_error(type(self).__name__)
-        x, y = self._cache
+        x, y = cache
         if grad_out.shape != y.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected grad of shape {y.shape}, "
@@ -292,13 +290,11 @@ class ReLU(Activation):
     name = "relu"
     monotone = True
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         y = elementwise(np.maximum, as_float(x), 0)  # np.maximum(x, 0), on the threads
-        self._cache = y if keeps_cache(self) else None
-        return y
+        return y, (y if keeps_cache(self) else None)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        y = self._cache
+    def backward_from_cache(self, y, grad_out: np.ndarray, input_grad: bool = True):
         if y is None:
             raise no_cache_error("ReLU")
         if grad_out.shape != y.shape:

@@ -145,7 +145,6 @@ class Conv2D(Module):
         self._cols_buffer: np.ndarray | None = None
         self._grad_buffer: np.ndarray | None = None
         self._pad_key: tuple | None = None
-        self._cache = self._cols = None
 
     @property
     def _name(self) -> str:
@@ -259,6 +258,18 @@ class Conv2D(Module):
         return output_size(self._name, x.shape, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        # the explicit driver keeps one cache at a time, so its columns may stay in the
+        # reused scratch buffer
+        y, self._cache = self._forward_with_scratch(x)
+        return y
+
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+        y, cache = self._forward_with_scratch(x)
+        if cache is not None and cache[0] is self._cols_buffer:
+            self._cols_buffer = None  # this call's cache owns the columns: the next allocates
+        return y, cache
+
+    def _forward_with_scratch(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
         out = self._check(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -267,22 +278,22 @@ class Conv2D(Module):
         per_image = (self.weight.data[0].size + 1 + o) * out[0] * self._geometry(x.shape, out)[2]
         per_image *= x.itemsize
         if keeps_cache(self):
-            return self._forward(x, out)
+            return self._forward(x, out)  # (y, cache)
         # eval: nothing is kept for a backward pass, so bound the scratch memory of a big
         # batch by convolving it in chunks, straight into the (channel-major) result, and
         # let go of the scratch afterwards (training reallocates it once)
         step = max(1, EVAL_COLS_BYTES // per_image)
         y = np.empty((o, n, *out), self.dtype)
         for i in range(0, n, step):
-            y[:, i : i + step] = self._forward(x[i : i + step], out).transpose(1, 0, 2, 3)
-        self._cols = self._cache = None  # no backward after this call
+            y[:, i : i + step] = self._forward(x[i : i + step], out)[0].transpose(1, 0, 2, 3)
+        # no backward after this call
         self._pad_buffer = self._cols_buffer = self._grad_buffer = self._pad_key = None
-        return y.transpose(1, 0, 2, 3)
+        return y.transpose(1, 0, 2, 3), None
 
     def _forward(self, x: np.ndarray, out: tuple[int, int]) -> np.ndarray:
         geo = self._geometry(x.shape, out)
         cols = self._im2col(self._padded(x, geo), geo, out)
-        self._cols, self._cache = cols, (x.shape, geo, out)
+        cache = (cols, x.shape, geo, out)
         w = self.weight.data.reshape(self.out_channels, -1)
         if self.bias is not None:
             w = np.concatenate([w, self.bias.data[:, None]], axis=1)
@@ -291,7 +302,7 @@ class Conv2D(Module):
         y = y.reshape(self.out_channels, x.shape[0], out[0], geo[2])[:, :, :, : out[1]]
         if geo[2] != out[1]:
             y = y.copy()  # compact: the next layer's ufuncs run 2× faster on whole rows
-        return y.transpose(1, 0, 2, 3)
+        return y.transpose(1, 0, 2, 3), cache
 
     def _grad_columns(self, grad_out: np.ndarray, geo) -> np.ndarray:
         """dL/dY laid out like the forward GEMM's output, (O, N·Ho·Wc), zero on garbage."""
@@ -306,10 +317,12 @@ class Conv2D(Module):
         buf[:, :, :, :wo] = g
         return buf.reshape(self.out_channels, -1)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        if cache is None:
             raise no_cache_error(self._name)
-        x_shape, geo, out = self._cache
+        cols, x_shape, geo, out = cache
         expected = (x_shape[0], self.out_channels, *out)
         if grad_out.shape != expected:
             raise ValueError(
@@ -319,7 +332,7 @@ class Conv2D(Module):
         g = self._grad_columns(grad_out, geo)
         # dW₂ = dY · colsᵀ, computed as (cols · dYᵀ)ᵀ, the orientation OpenBLAS runs fastest;
         # the bias row of ones makes its last row Σ dY = dL/db
-        grads = self._cols @ g.T  # (C·kh·kw [+ 1], O)
+        grads = cols @ g.T  # (C·kh·kw [+ 1], O)
         k = self.weight.data[0].size
         self.weight.grad += grads[:k].T.reshape(self.weight.data.shape)
         if self.bias is not None:

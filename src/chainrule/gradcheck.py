@@ -23,6 +23,7 @@ import numpy as np
 
 from .losses import Loss
 from .module import Module, set_grad_in_eval
+from .tensor import Function, Tensor, no_grad
 
 # Five-point differences with h = 1e-4 in float64 carry round-off ≈ 1.5·ε·|f|/h ≈ 3e-12·|f|
 # (ε = 2.2e-16) and truncation ≈ h⁴·|f⁽⁵⁾|/30 ≈ 3e-18·|f⁽⁵⁾|. So a correct backward agrees
@@ -170,6 +171,9 @@ def gradcheck(
     - `gradcheck(layer_or_model, x)`: checks dL/dθ for every parameter and dL/dx, where
       L = Σ R ⊙ model(x) with a fixed random R (from `seed`).
     - `gradcheck(loss_fn, pred, target)`: checks dL/dpred.
+    - `gradcheck(MyFunction, a, b)` (a `cr.Function` subclass) or `gradcheck(f, a, b)` (any
+      function of Tensors returning a Tensor): checks dL/d(each input) through the graph,
+      L = Σ R ⊙ f(a, b).
 
     An entry passes when |analytic − numeric| ≤ atol + rtol·|numeric| (PyTorch's rule; the
     defaults are explained at the top of the module). The result is a float, the largest
@@ -183,8 +187,15 @@ def gradcheck(
     """
     if isinstance(target, Loss):
         return _check_loss(target, *inputs, h=h, rtol=rtol, atol=atol)
+    if isinstance(target, type) and issubclass(target, Function):
+        return _check_tensor_function(target.apply, inputs, h, rtol, atol, seed)
+    if callable(target) and not isinstance(target, Module):
+        return _check_tensor_function(target, inputs, h, rtol, atol, seed)
     if not isinstance(target, Module):
-        raise TypeError(f"gradcheck: expected a Module or Loss, got {type(target).__name__}")
+        raise TypeError(
+            f"gradcheck: expected a Module, Loss, Function or function of Tensors, got "
+            f"{type(target).__name__}"
+        )
     if len(inputs) != 1:
         raise TypeError("gradcheck(module, x): give exactly one input array")
     # eval mode too keeps its caches here: the check needs backward
@@ -220,3 +231,28 @@ def _check_loss(loss_fn: Loss, pred, target, h: float, rtol: float, atol: float)
     analytic = loss_fn.backward().copy()
     numeric = numerical_gradient(lambda: loss_fn(pred, target), pred, h)
     return compare([("pred", analytic, numeric)], rtol, atol)
+
+
+def _check_tensor_function(fn, inputs, h: float, rtol: float, atol: float, seed: int):
+    """dL/d(each input) of L = Σ R ⊙ fn(*Tensors), from the graph's backward, against
+    differences of forward passes run under no_grad."""
+    if not inputs:
+        raise TypeError("gradcheck(f, *arrays): give at least one input array")
+    xs = [np.array(x, dtype=np.float64) for x in inputs]
+    with no_grad():
+        R = np.random.default_rng(seed).standard_normal(fn(*map(Tensor, xs)).shape)
+
+    def objective() -> float:
+        with no_grad():
+            return float(np.sum(R * fn(*map(Tensor, xs)).data))
+
+    leaves = [Tensor(x, requires_grad=True) for x in xs]
+    out = fn(*leaves)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"gradcheck: the function returned {type(out).__name__}, not a Tensor")
+    out.backward(R)
+    pairs = []
+    for i, (leaf, x) in enumerate(zip(leaves, xs)):
+        analytic = leaf.grad if leaf.grad is not None else np.zeros_like(x)
+        pairs.append((f"input {i}", analytic, numerical_gradient(objective, x, h)))
+    return compare(pairs, rtol, atol)

@@ -24,6 +24,7 @@ from .module import (
     resolve_rng,
     shape_str,
 )
+from .tensor import Tensor
 
 
 class Dense(Module):
@@ -56,13 +57,21 @@ class Dense(Module):
         rng = resolve_rng(rng, seed)
         self.weight = Parameter(initialize(init, (out_features, in_features), rng, self.dtype))
         self.bias = Parameter(np.zeros(out_features, self.dtype)) if bias else None
-        self._x: np.ndarray | None = None
 
     @property
     def _name(self) -> str:
         return f"Dense({self.in_features}, {self.out_features})"
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def _x(self) -> np.ndarray | None:
+        """The input kept by the last explicit forward (its cache), None in eval mode."""
+        return self._cache
+
+    @_x.setter
+    def _x(self, x: np.ndarray | None) -> None:
+        self._cache = x
+
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"Dense({self.in_features}, {self.out_features}): expected input of shape "
@@ -70,14 +79,14 @@ class Dense(Module):
             )
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        self._x = x if keeps_cache(self) else None  # eval mode: nothing for backward
         y = x @ self.weight.data.T
         if self.bias is not None:
             y += self.bias.data
-        return y
+        return y, (x if keeps_cache(self) else None)  # eval mode: nothing for backward
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        x = self._x
+    def backward_from_cache(
+        self, x: np.ndarray | None, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
         if x is None:
             raise no_cache_error(self._name)
         if grad_out.shape != (x.shape[0], self.out_features):
@@ -112,12 +121,11 @@ class Flatten(Module):
 
     It keeps only the input's shape and dtype, so backward works in eval mode too."""
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self._shape, self._dtype = x.shape, x.dtype
-        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # also for 0 rows
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        return x.reshape(x.shape[0], math.prod(x.shape[1:])), (x.shape, x.dtype)  # 0 rows too
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return _reshape_back(grad_out, self._shape, self._dtype)
+    def backward_from_cache(self, cache, grad_out: np.ndarray, input_grad: bool = True):
+        return _reshape_back(grad_out, *cache)
 
 
 class Reshape(Module):
@@ -126,17 +134,16 @@ class Reshape(Module):
     def __init__(self, shape: Iterable[int]) -> None:
         self.shape = tuple(int(s) for s in shape)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
         if math.prod(x.shape[1:]) != math.prod(self.shape):
             raise ValueError(
                 f"Reshape{self.shape}: cannot reshape input {shape_str(x.shape, batch='N')} "
                 f"to {shape_str((x.shape[0], *self.shape), batch='N')}"
             )
-        self._shape, self._dtype = x.shape, x.dtype
-        return x.reshape(x.shape[0], *self.shape)
+        return x.reshape(x.shape[0], *self.shape), (x.shape, x.dtype)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray:
-        return _reshape_back(grad_out, self._shape, self._dtype)
+    def backward_from_cache(self, cache, grad_out: np.ndarray, input_grad: bool = True):
+        return _reshape_back(grad_out, *cache)
 
     def config(self) -> dict:
         return {"shape": list(self.shape)}
@@ -148,7 +155,8 @@ class Sequential(Module):
 
     Each layer object may appear only once (nested containers included): a layer keeps one
     forward cache for its backward, so a second use would overwrite the first's. To share
-    weights, use two layers and tie them: `d2.weight = d1.weight`.
+    weights, use two layers and tie them: `d2.weight = d1.weight`. (On a Tensor, `model(t)`
+    makes each layer its own graph node, and any layer may be called any number of times.)
     """
 
     def __init__(self, *layers: Module | Iterable[Module]) -> None:
@@ -184,7 +192,14 @@ class Sequential(Module):
             raise
         return self
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    composes_in_graph = True
+
+    def forward(self, x):
+        """Each layer in turn; on a Tensor, each layer becomes its own graph node."""
+        if isinstance(x, Tensor):
+            for layer in self.layers:
+                x = layer(x)
+            return x
         for layer in self.layers:
             x = layer.forward(x)
         return x

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import sigmoid
+from .tensor import Function, Tensor
 
 REDUCTIONS = ("mean", "sum")
 
@@ -75,15 +76,38 @@ def class_targets(name: str, target, n: int, num_classes: int, dtype) -> np.ndar
 
 
 class Loss:
-    """Base class: holds the reduction and what backward needs from the last call."""
+    """Base class: holds the reduction and, for the explicit `backward()`, the last call's
+    cache. Each loss is one kernel pair, `forward_with_cache(pred, target)` → (loss, cache)
+    and `backward_from_cache(cache, grad=1.0)` → dL/dpred; on a Tensor prediction
+    `loss_fn(out, y)` returns a scalar Tensor whose graph node calls the same pair."""
+
+    _cache = None
 
     def __init__(self, reduction: str = "mean") -> None:
         if reduction not in REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}")
         self.reduction = reduction
 
-    def __call__(self, pred: np.ndarray, target) -> float:
+    def __call__(self, pred, target):
+        if isinstance(pred, Tensor):
+            return LossCall.apply(pred, self, target.data if isinstance(target, Tensor) else target)
         return self.forward(pred, target)
+
+    def forward(self, pred, target) -> float:
+        loss, self._cache = self.forward_with_cache(pred, target)
+        return loss
+
+    def backward(self) -> np.ndarray:
+        """dL/dpred of the last call."""
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward() needs a forward call first")
+        return self.backward_from_cache(self._cache)
+
+    def forward_with_cache(self, pred, target) -> tuple[float, object]:
+        raise NotImplementedError
+
+    def backward_from_cache(self, cache, grad: float = 1.0) -> np.ndarray:
+        raise NotImplementedError
 
     def _reduce(self, per_item: np.ndarray, count: int) -> float:
         return self._reduce_total(float(per_item.sum()), count)
@@ -115,14 +139,14 @@ class Loss:
 class MSE(Loss):
     """Mean squared error L = (1/m) Σ (ŷ − y)² over all m elements; dL/dŷ = 2(ŷ − y)/m."""
 
-    def forward(self, pred, target) -> float:
+    def forward_with_cache(self, pred, target):
         pred = self._check_pred(pred)
         target = self._check_same_shape(pred, target)
-        self._diff = pred - target
-        return self._reduce(self._diff**2, self._diff.size)
+        diff = pred - target
+        return self._reduce(diff**2, diff.size), diff
 
-    def backward(self) -> np.ndarray:
-        return 2.0 * self._scale(self._diff.size) * self._diff
+    def backward_from_cache(self, diff, grad: float = 1.0) -> np.ndarray:
+        return 2.0 * (self._scale(diff.size) * grad) * diff
 
 
 class BCE(Loss):
@@ -131,38 +155,38 @@ class BCE(Loss):
     p and 1 − p are clamped below at the dtype's tiny in both forward and backward (see
     `clamped`), so p = 0 or 1 gives a finite loss whose gradient is its derivative."""
 
-    def forward(self, pred, target) -> float:
+    def forward_with_cache(self, pred, target):
         pred = self._check_pred(pred)
         target = self._check_same_shape(pred, target)
         if pred.size and (pred.min() < 0 or pred.max() > 1):
             raise ValueError(
                 "BCE: predictions must be probabilities in [0, 1]; for raw scores use BCEWithLogits"
             )
-        self._p, self._y = pred, target
         log_tiny = np.log(np.finfo(pred.dtype).tiny)
         with np.errstate(divide="ignore"):
             log_p = np.log(clamped(pred))
             log_1mp = np.maximum(np.log1p(-pred), log_tiny)  # = log(max(1 − p, tiny))
-        return self._reduce(-(target * log_p + (1 - target) * log_1mp), pred.size)
+        loss = self._reduce(-(target * log_p + (1 - target) * log_1mp), pred.size)
+        return loss, (pred, target)
 
-    def backward(self) -> np.ndarray:
-        p, y = self._p, self._y
-        return self._scale(p.size) * (-y / clamped(p) + (1 - y) / clamped(1 - p))
+    def backward_from_cache(self, cache, grad: float = 1.0) -> np.ndarray:
+        p, y = cache
+        return (self._scale(p.size) * grad) * (-y / clamped(p) + (1 - y) / clamped(1 - p))
 
 
 class BCEWithLogits(Loss):
     """Binary cross-entropy on logits z, with p = σ(z), written so no exp overflows:
     L = (1/m) Σ [max(z, 0) − z·y + log(1 + e^(−|z|))];  dL/dz = (σ(z) − y) / m."""
 
-    def forward(self, pred, target) -> float:
+    def forward_with_cache(self, pred, target):
         z = self._check_pred(pred)
         y = self._check_same_shape(z, target)
-        self._z, self._y = z, y
         per_item = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return self._reduce(per_item, z.size)
+        return self._reduce(per_item, z.size), (z, y)
 
-    def backward(self) -> np.ndarray:
-        return self._scale(self._z.size) * (sigmoid(self._z) - self._y)
+    def backward_from_cache(self, cache, grad: float = 1.0) -> np.ndarray:
+        z, y = cache
+        return (self._scale(z.size) * grad) * (sigmoid(z) - y)
 
 
 class _ClassLoss(Loss):
@@ -183,7 +207,7 @@ class CrossEntropy(_ClassLoss):
     example keeps a finite gradient that is the derivative of its loss.
     Targets: integer labels (n,) or one-hot (n, C)."""
 
-    def forward(self, pred, target) -> float:
+    def forward_with_cache(self, pred, target):
         p = self._check_classes(pred)
         if p.size and (p.min() < 0 or p.max() > 1):
             raise ValueError(
@@ -191,11 +215,11 @@ class CrossEntropy(_ClassLoss):
                 "SoftmaxCrossEntropy"
             )
         y = class_targets("CrossEntropy", target, p.shape[0], p.shape[1], p.dtype)
-        self._p, self._y = p, y
-        return self._reduce(-(y * np.log(clamped(p))), p.shape[0])
+        return self._reduce(-(y * np.log(clamped(p))), p.shape[0]), (p, y)
 
-    def backward(self) -> np.ndarray:
-        return -self._scale(self._p.shape[0]) * self._y / clamped(self._p)
+    def backward_from_cache(self, cache, grad: float = 1.0) -> np.ndarray:
+        p, y = cache
+        return -(self._scale(p.shape[0]) * grad) * y / clamped(p)
 
 
 class SoftmaxCrossEntropy(_ClassLoss):
@@ -206,13 +230,13 @@ class SoftmaxCrossEntropy(_ClassLoss):
     −y/p of the log cancel to p − y. Computing log-softmax directly also never takes log(0).
     """
 
-    def forward(self, pred, target) -> float:
+    def forward_with_cache(self, pred, target):
         z = self._check_classes(pred)
         n, num_classes = z.shape
         # softmax once, from the shifted logits s = z − max (no exp overflows); the loss reads
         # log p = s − log Σ e^s off the same sums, so it never takes log(0)
         shifted = z - z.max(axis=1, keepdims=True)
-        self._p = p = np.exp(shifted)
+        p = np.exp(shifted)
         total = p.sum(axis=1, keepdims=True)
         p /= total
         log_total = np.log(total)
@@ -220,27 +244,42 @@ class SoftmaxCrossEntropy(_ClassLoss):
         if target.ndim == 1:
             # integer labels: pick log p of the true class, no one-hot matrix needed
             target = check_labels("SoftmaxCrossEntropy", target, n, num_classes)
-            self._labels, self._y = target, None
             picked = shifted[np.arange(n), target]
-            return self._reduce_total(float(log_total.sum()) - float(picked.sum()), n)
+            loss = self._reduce_total(float(log_total.sum()) - float(picked.sum()), n)
+            return loss, (p, target, None)
         y = class_targets("SoftmaxCrossEntropy", target, n, num_classes, z.dtype)
-        self._labels, self._y = None, y
-        return self._reduce(-(y * (shifted - log_total)), n)
+        return self._reduce(-(y * (shifted - log_total)), n), (p, None, y)
 
-    def backward(self) -> np.ndarray:
-        n = self._p.shape[0]
-        scale = self._scale(n)
-        grad = self._p * scale  # (p − y)/n, built in one new array
-        if self._labels is not None:
-            grad[np.arange(n), self._labels] -= scale
+    def backward_from_cache(self, cache, grad: float = 1.0) -> np.ndarray:
+        p, labels, y = cache
+        n = p.shape[0]
+        scale = self._scale(n) * grad
+        dz = p * scale  # (p − y)/n, built in one new array
+        if labels is not None:
+            dz[np.arange(n), labels] -= scale
         else:
-            grad -= scale * self._y
-        return grad
+            dz -= scale * y
+        return dz
 
     @property
     def probabilities(self) -> np.ndarray:
         """softmax(z) from the last forward call (n, C)."""
-        return self._p
+        return self._cache[0]
+
+
+class LossCall(Function):
+    """A loss call as one graph node: a scalar Tensor now, backward_from_cache later with the
+    upstream gradient (1 when the loss is the root of backward)."""
+
+    @staticmethod
+    def forward(ctx, pred, loss_fn, target):
+        loss, ctx.cache = loss_fn.forward_with_cache(pred, target)
+        ctx.loss_fn = loss_fn
+        return np.asarray(loss)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.loss_fn.backward_from_cache(ctx.cache, float(grad)), None, None
 
 
 LOSSES = {

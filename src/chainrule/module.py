@@ -3,6 +3,11 @@
 A `Module` computes `forward(x)` and, later, `backward(grad_out)`: given dL/d(output) it
 returns dL/d(input) and *adds* dL/d(parameter) into each parameter's `.grad`.
 Parameters are found by walking the module's attributes, so a layer only has to store them.
+
+A layer writes its maths once, as a stateless pair: `forward_with_cache(x)` → (y, cache) and
+`backward_from_cache(cache, grad_out, input_grad)`. Two drivers call it: the explicit one
+(`forward` keeps the cache on the layer, `backward` uses it) and the graph one (`layer(t)` on
+a Tensor records one node that keeps that call's cache), so both give the same bits.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
+
+from .tensor import Function, Tensor
 
 DEFAULT_DTYPE = np.float32
 
@@ -20,22 +27,27 @@ MODULE_REGISTRY: dict[str, type[Module]] = {}
 BUILTIN_PREFIX = "chainrule."
 
 
-class Parameter:
-    """A trainable array and the gradient of the loss with respect to it (same shape).
+class Parameter(Tensor):
+    """A trainable array and the gradient of the loss with respect to it (same shape): a leaf
+    Tensor with `requires_grad=True`, so it can also enter a graph directly (`x @ W.T`).
 
     `zero_grad()` only marks the gradient as zero; the array is cleared when next read, or
     simply overwritten by the first `add_matmul`/`add_sum` of the next backward pass. That
     saves a clear and an add over every weight on every training step (like PyTorch's
     `set_to_none`), while `p.grad` still always reads as the true accumulated gradient.
+    Every backward, explicit or through a graph, adds into that one array in place, so a
+    view of it (the MPI flat gradient buffer) sees every gradient.
     """
 
-    __slots__ = ("data", "_grad", "_grad_is_zero", "name")
+    __slots__ = ("_grad", "_grad_is_zero", "name")
 
     def __init__(self, data: np.ndarray, name: str = "") -> None:
         self.data = data
         self._grad = np.zeros_like(data)
         self._grad_is_zero = False
         self.name = name
+        self.requires_grad = True
+        self._ctx = None
 
     @property
     def grad(self) -> np.ndarray:
@@ -52,6 +64,14 @@ class Parameter:
     def zero_grad(self) -> None:
         self._grad_is_zero = True
 
+    def _accumulate(self, grad: np.ndarray) -> None:
+        """grad += g from a graph's backward, in place (written straight in when zero)."""
+        if self._grad_is_zero:
+            np.copyto(self._grad, grad)
+            self._grad_is_zero = False
+        else:
+            self._grad += grad
+
     def add_matmul(self, a: np.ndarray, b: np.ndarray) -> None:
         """grad += a @ b (written straight into grad when it is zero)."""
         if self._grad_is_zero:
@@ -67,10 +87,6 @@ class Parameter:
             self._grad_is_zero = False
         else:
             self._grad += g.sum(axis=axis)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
 
     def __repr__(self) -> str:
         return f"Parameter({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype})"
@@ -141,18 +157,54 @@ class Module:
             )
         MODULE_REGISTRY[name] = cls
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """`forward(x)` on an array; on a Tensor, the layer as one node of a graph (or, for a
+        module built from Tensor operations and other layers, the nodes its forward makes)."""
+        if isinstance(x, Tensor):
+            return self._graph_call(x)
         return self.forward(x)
 
+    # ---- one formula per layer: a stateless kernel pair, and two drivers of it -------------
+    # A layer defines forward_with_cache / backward_from_cache. The explicit driver keeps the
+    # cache of the last call on self (forward, then backward); the graph driver keeps each
+    # call's cache in its own graph node, so one layer may appear many times in one graph.
+    _cache = None
+
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, object]:
+        """(y, cache): the output, and what backward_from_cache needs (None when nothing is
+        kept, as in eval mode). Updates running statistics / draws randomness as forward."""
+        raise NotImplementedError(f"{type(self).__name__} defines no forward_with_cache")
+
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """dL/d(input) from dL/d(output) and one call's cache; adds into each `p.grad`."""
+        raise NotImplementedError(f"{type(self).__name__} defines no backward_from_cache")
+
     def forward(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        y, self._cache = self.forward_with_cache(x)
+        return y
 
     def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
         """dL/d(input) from dL/d(output); adds parameter gradients into `p.grad`.
 
         With `input_grad=False` a layer may skip computing dL/d(input) and return None.
         """
-        raise NotImplementedError
+        return self.backward_from_cache(self._cache, grad_out, input_grad)
+
+    # whether `forward` on a Tensor builds the graph itself from its children (Sequential)
+    composes_in_graph = False
+
+    def _graph_call(self, x: Tensor) -> Tensor:
+        cls = type(self)
+        if cls.forward_with_cache is not Module.forward_with_cache:
+            params = [v for v in vars(self).values() if isinstance(v, Parameter)]
+            return LayerCall.apply(x, self, *params)
+        if not self.composes_in_graph and cls.backward is not Module.backward:
+            # a layer written the old way (forward/backward with state on self): one node,
+            # correct as long as it appears once per graph
+            return LegacyLayerCall.apply(x, self, *self.parameters())
+        return self.forward(x)  # built from Tensor operations and other layers
 
     # ---- the tree of modules -------------------------------------------------------------
     def named_children(self) -> Iterator[tuple[str, Module]]:
@@ -296,6 +348,37 @@ class Module:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
+
+
+class LayerCall(Function):
+    """A layer call as one graph node: forward_with_cache now, backward_from_cache with the
+    same call's cache later. Inputs: x, the layer, its parameters (so the output requires
+    grad when they do); the parameters' gradients are added by the layer's own backward."""
+
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        y, ctx.cache = module.forward_with_cache(x)
+        ctx.module = module
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = ctx.module.backward_from_cache(ctx.cache, grad, ctx.needs_input_grad[0])
+        return (dx,) + (None,) * (len(ctx.inputs) - 1)  # nothing for the layer, its parameters
+
+
+class LegacyLayerCall(Function):
+    """A layer with only forward/backward (its cache on self) as one graph node."""
+
+    @staticmethod
+    def forward(ctx, x, module, *params):
+        ctx.module = module
+        return module.forward(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dx = ctx.module.backward(grad, input_grad=ctx.needs_input_grad[0])
+        return (dx,) + (None,) * (len(ctx.inputs) - 1)
 
 
 def _origin(cls: type) -> str:

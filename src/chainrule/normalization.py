@@ -59,7 +59,6 @@ class BatchNorm1d(Module):
         self.bias = Parameter(np.zeros(c, self.dtype)) if affine else None
         self.running_mean = np.zeros(c, self.dtype)
         self.running_var = np.ones(c, self.dtype)
-        self._cache = None
 
     def _axes_and_view(self, x: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Reduction axes and the shape that broadcasts a (C,) vector against x."""
@@ -72,7 +71,7 @@ class BatchNorm1d(Module):
             return (0,), (1, -1)
         return (0, 2), (1, -1, 1)
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
         axes, view = self._axes_and_view(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
@@ -99,17 +98,19 @@ class BatchNorm1d(Module):
         xhat *= inv_std.reshape(view)
         # x̂ is what backward needs; eval mode keeps it only when asked (`grad_in_eval`)
         keep = keeps_cache(self)
-        self._cache = (xhat, inv_std, axes, view, self.training, n, comm) if keep else None
+        cache = (xhat, inv_std, axes, view, self.training, n, comm) if keep else None
         if not self.affine:
-            return xhat
+            return xhat, cache
         y = xhat * self.weight.data.reshape(view)
         y += self.bias.data.reshape(view)
-        return y
+        return y, cache
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        if cache is None:
             raise no_cache_error(f"{type(self).__name__}({self.num_features})")
-        xhat, inv_std, axes, view, training, n, comm = self._cache
+        xhat, inv_std, axes, view, training, n, comm = cache
         if grad_out.shape != xhat.shape:
             raise ValueError(
                 f"{type(self).__name__}.backward: expected grad of shape {xhat.shape}, "

@@ -184,7 +184,7 @@ class MaxPool2D(_Pool2D):
     The forward keeps the winning offset of each pass (uint8), not a mask of the input.
     """
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
         x, (ho, wo) = self._check(x)
         in_shape = x.shape
         x = self._pad_to_windows(x, (ho, wo), -np.inf)
@@ -203,8 +203,7 @@ class MaxPool2D(_Pool2D):
 
             winners = run(pool_piece, pieces)
         keep = keeps_cache(self)
-        self._cache = (x, pieces, winners, in_shape, (ho, wo)) if keep else None
-        return y
+        return y, ((x, pieces, winners, in_shape, (ho, wo)) if keep else None)
 
     def _pool(self, x: np.ndarray, ho: int, wo: int):
         """y (N, C, Ho, Wo) and what backward needs: (rows, col_arg, row_arg)."""
@@ -217,10 +216,12 @@ class MaxPool2D(_Pool2D):
         # leftmost maximum of that row, which is exactly what strict > picks in each pass
         return y, (rows, col_arg, row_arg)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        if cache is None:
             raise no_cache_error(self._name)
-        x, pieces, winners, in_shape, out = self._cache
+        x, pieces, winners, in_shape, out = cache
         grad_out = self._grad(grad_out, (*in_shape[:2], *out), x.dtype)
         if not input_grad:
             return None
@@ -259,7 +260,7 @@ class AvgPool2D(_Pool2D):
     padding). Backward needs only shapes, so it also works after an eval-mode forward.
     """
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
         x, (ho, wo) = self._check(x)
         (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
         x = self._pad_to_windows(x, (ho, wo), 0.0)
@@ -270,8 +271,7 @@ class AvgPool2D(_Pool2D):
         for t in range(1, kh):
             y += _along(rows, 2, t, sh, ho)
         y *= self._inverse_counts(in_shape, (ho, wo), y.dtype)
-        self._cache = (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
-        return y
+        return y, (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
 
     def _inverse_counts(self, in_shape: tuple, out: tuple, dtype) -> np.ndarray:
         """1/(inputs in each window): 1/(kh·kw), or per window (Ho, Wo) with ceil_mode."""
@@ -282,10 +282,12 @@ class AvgPool2D(_Pool2D):
             counts.append(np.minimum(start + k, n) - start)
         return (1.0 / np.multiply.outer(counts[0], counts[1])).astype(dtype)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        if cache is None:
             raise no_cache_error(self._name)
-        in_shape, padded_shape, rows_shape, out, dtype = self._cache
+        in_shape, padded_shape, rows_shape, out, dtype = cache
         grad_out = self._grad(grad_out, (*in_shape[:2], *out), dtype)
         if not input_grad:
             return None

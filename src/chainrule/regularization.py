@@ -47,15 +47,16 @@ class Dropout(Module):
         self.p, self.seed = p, seed
         self.rng = resolve_rng(rng, seed)
         self.mask: np.ndarray | None = None
-        self._scale: np.ndarray | None = None
-        self._dtype: np.dtype | None = None  # the forward input's: backward computes in it
 
     def forward(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        y, self._cache = self.forward_with_cache(x, mask)
+        return y
+
+    def forward_with_cache(self, x: np.ndarray, mask: np.ndarray | None = None):
+        """(y, cache): cache is (m/(1 − p) or None for the identity, x's dtype)."""
         mask = self.mask if mask is None else mask
-        self._dtype = x.dtype
         if not self.training or (self.p == 0 and mask is None):
-            self._scale = None  # the identity: backward needs nothing
-            return x
+            return x, (None, x.dtype)  # the identity: backward needs nothing
         if mask is None:
             mask = self._draw_mask(x.shape)
         else:
@@ -70,8 +71,8 @@ class Dropout(Module):
                 )
         keep = 1.0 / (1.0 - self.p) if self.p < 1 else 0.0  # p = 1 drops everything
         # m/(1 − p) in x's dtype, kept for backward: the layer's only cache
-        self._scale = np.multiply(mask, keep, dtype=x.dtype if x.dtype.kind == "f" else None)
-        return x * self._scale
+        scale = np.multiply(mask, keep, dtype=x.dtype if x.dtype.kind == "f" else None)
+        return x * scale, (scale, x.dtype)
 
     def _draw_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         """Keep-mask (True = keep) for an input of `shape`, drawn for the global batch."""
@@ -80,12 +81,13 @@ class Dropout(Module):
         draws = self.rng.random((self.shard.total, *shape[1:]), dtype=np.float32)
         return draws[self.shard.rows] >= self.p
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+    def backward_from_cache(self, cache, grad_out: np.ndarray, input_grad: bool = True):
         if not input_grad:
             return None
-        if self._dtype is not None and self._dtype.kind == "f":
-            grad_out = grad_out.astype(self._dtype, copy=False)
-        return grad_out if self._scale is None else grad_out * self._scale
+        scale, dtype = cache if cache is not None else (None, None)
+        if dtype is not None and dtype.kind == "f":
+            grad_out = grad_out.astype(dtype, copy=False)
+        return grad_out if scale is None else grad_out * scale
 
     def config(self) -> dict:
         return {"p": self.p} if self.seed is None else {"p": self.p, "seed": self.seed}
