@@ -29,10 +29,10 @@ def one_line(exc: BaseException) -> str:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean "the user asked for something that cannot be done"."""
-    from ..data import DataError
+    from ..data.errors import DataError
     from ..distributed import DistributedError
     from ..preprocess import ImageError
     from ..serialize import ModelFileError
-    from .run import RunError
+    from .config import RunError
 
     return CLIError, DataError, ModelFileError, ImageError, RunError, DistributedError

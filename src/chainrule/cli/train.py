@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .argtypes import (
+    batch_size,
+    hidden_sizes,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, one_line
-from .parser import batch_size, hidden_sizes, nonneg_float, nonneg_int, positive_float, positive_int
 
 TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches", "lr",
                "optimizer", "momentum", "weight_decay", "schedule", "augment", "shift",
@@ -116,7 +123,7 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .run import TrainConfig
+    from .config import TrainConfig
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
     cfg = TrainConfig(**given)
