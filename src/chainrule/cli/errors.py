@@ -36,3 +36,12 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .config import RunError
 
     return CLIError, DataError, ModelFileError, ImageError, RunError, DistributedError
+
+
+def failure(exc: BaseException) -> tuple[str, int]:
+    """(one line, exit code) for `exc` as the command reports it: a user error is its message
+    and code 2, anything else an internal error (code 1). What a rank that failed sends to
+    the others under MPI (`Communicator.phase`)."""
+    if isinstance(exc, user_errors()):
+        return one_line(exc), EXIT_USAGE
+    return f"internal error: {type(exc).__name__}: {one_line(exc)}", EXIT_INTERNAL
