@@ -254,6 +254,141 @@ def test_a_failing_rank_ends_the_whole_job_with_one_line(tmp_path):
 
 
 @needs_mpi
+def test_bad_input_to_fit_on_one_rank_stops_every_rank_with_its_message():
+    proc = _launch(2, str(MPI_SCRIPTS / "crash_rank.py"), "--bad-labels", timeout=120,
+                   check=False)
+    assert proc.returncode == 3, proc.stderr  # both ranks left fit with RankFailed
+    said = "rank 1 of 2 failed: ValueError: fit: x has 64 examples but y has 63"
+    lines = sorted(line for line in proc.stdout.splitlines() if "stopped" in line)
+    assert lines == [f"rank 0 stopped: {said}; give one target per row (exit code 1)",
+                     f"rank 1 stopped: {said}; give one target per row (exit code 1)"]
+
+
+# ---- a failure on one rank before training: every rank ends, one line names it ------------
+def _launch_each(ranks: list[tuple[dict[str, str], list[str]]], timeout: float = 120):
+    """`mpiexec` with one program per rank (MPMD: `-n 1 A : -n 1 B`), each with its own
+    environment and arguments, as ranks on different machines see different files.
+    Returns (the finished process, the seconds it took)."""
+    cmd = [MPIEXEC, "--oversubscribe"]
+    for i, (env, args) in enumerate(ranks):
+        cmd += [":"] * (i > 0) + ["-n", "1", "env", *(f"{k}={v}" for k, v in env.items()),
+                                  sys.executable, *args]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
+    return proc, time.monotonic() - start
+
+
+def _error_lines(proc) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("chainrule: ")]
+
+
+def _one_failure(proc, rank: int, *, code: int = 2) -> str:
+    """The job ended with `code` and exactly one line: rank `rank` failed, and why."""
+    lines = _error_lines(proc)
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"chainrule: error: rank {rank} of 2 failed: "), lines[0]
+    return lines[0]
+
+
+TINY = str(MPI_SCRIPTS / "train_tiny.py")
+TINY_TRAIN = ["train", "--data", "tiny", "--epochs", "1", "--batches", "1", "--val-size", "5",
+              "--no-plots", "--quiet"]
+
+
+@pytest.fixture
+def tiny_mirror(tmp_path):
+    subprocess.run([sys.executable, TINY, "--write-mirror", str(tmp_path / "mirror")],
+                   check=True, env=_env(), capture_output=True)
+    (tmp_path / "dead-mirror").mkdir()
+    return tmp_path / "mirror", tmp_path / "dead-mirror"
+
+
+def _tiny_rank(cache: Path, mirror: Path, out: Path, *extra: str):
+    return ({"CHAINRULE_DATA": str(cache), "CHAINRULE_TEST_TINY_MIRRORS": str(mirror)},
+            [TINY, *TINY_TRAIN, "--out", str(out), *extra])
+
+
+@needs_mpi
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_download_failing_on_one_machine_ends_the_job(tmp_path, tiny_mirror, failing):
+    """Two machines, each with its own cache; one cannot reach its mirror. Rank 0 downloads
+    first: when it fails, rank 1 never starts its download."""
+    good, dead = tiny_mirror
+    mirrors = [dead if r == failing else good for r in (0, 1)]
+    proc, _ = _launch_each([_tiny_rank(tmp_path / f"cache{r}", mirrors[r], tmp_path / "run")
+                            for r in (0, 1)])
+    line = _one_failure(proc, failing)
+    assert "no mirror delivered a verified copy" in line
+    assert not (tmp_path / "run").exists()
+    if failing == 0:
+        assert not (tmp_path / "cache1").exists()
+
+
+@needs_mpi
+def test_the_data_is_downloaded_once_and_the_other_ranks_read_it(tmp_path, tiny_mirror):
+    """One machine, one cache: rank 1 could not download (its mirror is dead), yet the run
+    works, because rank 0 downloads first and rank 1 reads what it fetched."""
+    good, dead = tiny_mirror
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    proc, _ = _launch_each([_tiny_rank(cache, good, out), _tiny_rank(cache, dead, out)])
+    assert proc.returncode == 0, proc.stderr
+    assert cr.load_checkpoint(out / "model.npz").metadata["data"]["n_train"] == 25
+
+
+def _idx_folder(folder: Path, corrupt: bool = False) -> Path:
+    """A copy of the bundled digits; `corrupt`: the training images cut short."""
+    folder.mkdir()
+    for f in cr.data.bundled_dir().glob("*.gz"):
+        data = f.read_bytes()
+        (folder / f.name).write_bytes(data[:1000] if corrupt and "train-images" in f.name
+                                      else data)
+    return folder
+
+
+@needs_mpi
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_corrupt_data_folder_on_one_rank_ends_the_job(tmp_path, failing):
+    folders = [_idx_folder(tmp_path / f"data{r}", corrupt=r == failing) for r in (0, 1)]
+    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--data", str(folders[r]),
+                                  "--out", str(tmp_path / "run"), "--quiet"])
+                            for r in (0, 1)])
+    line = _one_failure(proc, failing)
+    assert f"data{failing}/train-images-idx3-ubyte.gz: truncated IDX data" in line
+    assert not (tmp_path / "run").exists()
+
+
+@needs_mpi
+def test_a_checkpoint_one_rank_cannot_read_ends_the_job(tmp_path):
+    data = _idx_folder(tmp_path / "data")
+    subprocess.run([sys.executable, "-m", "chainrule", "train", "--data", str(data),
+                    "--epochs", "1", "--batches", "2", "--out", str(tmp_path / "run"),
+                    "--no-plots", "--quiet"], check=True, env=_env(), capture_output=True)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "model.npz").write_bytes((tmp_path / "run" / "model.npz").read_bytes()[:500])
+    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--resume", str(run),
+                                  "--epochs", "2", "--quiet"])
+                            for run in (tmp_path / "run", broken)])
+    line = _one_failure(proc, 1)
+    assert "broken/model.npz" in line
+    assert cr.load_checkpoint(tmp_path / "run" / "model.npz").metadata["training"][
+        "epochs_done"] == 1  # rank 0 did not go on alone
+
+
+@needs_mpi
+def test_a_model_one_rank_cannot_build_ends_the_job(tmp_path):
+    """Rank 1 is asked for a hidden layer of 4·10⁹ units: it cannot allocate it."""
+    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--out", str(tmp_path / "run"),
+                                  "--quiet", "--hidden", hidden])
+                            for hidden in ("16", "4000000000")])
+    assert proc.returncode != 0
+    lines = _error_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("chainrule: error: rank 1 of 2 failed: ")
+    assert not (tmp_path / "run").exists()
+
+
+@needs_mpi
 def test_user_errors_are_said_once_by_rank_0(tmp_path):
     proc = _launch(2, "-m", "chainrule", "train", "--data", str(tmp_path / "nowhere"),
                    "--out", str(tmp_path / "run"), check=False)
