@@ -19,12 +19,14 @@ import chainrule as cr
 from chainrule.distributed import (
     Communicator,
     DistributedError,
+    RankFailed,
     Shard,
     communicator,
     launched_rank,
     launched_ranks,
     set_shard,
 )
+from chainrule.losses import Loss
 
 HERE = Path(__file__).resolve().parent
 MPI_SCRIPTS = HERE / "mpi"
@@ -103,6 +105,42 @@ def test_fit_with_the_serial_communicator_is_plain_fit():
     np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-6)
     for k, v in a.state_dict().items():
         np.testing.assert_allclose(v, b.state_dict()[k], rtol=1e-6, atol=1e-7)
+
+
+def test_a_phase_passes_errors_through_on_one_rank_and_votes_on_many():
+    with pytest.raises(KeyError, match="x"), Communicator().phase():
+        raise KeyError("x")
+    with pytest.raises(RankFailed) as caught, RankOf(1, 4).phase(lambda e: ("bad", 7)):
+        raise KeyError("x")
+    failed = caught.value
+    assert (failed.rank, failed.size, failed.message, failed.code) == (1, 4, "bad", 7)
+    assert str(failed) == "rank 1 of 4 failed: bad"
+    assert isinstance(failed.__cause__, KeyError)
+    with RankOf(1, 4).phase():
+        pass  # no failure: no error
+    with pytest.raises(RankFailed, match=r"rank 0 of 2 failed: OSError: disk full$"), \
+            RankOf(0, 2).phase():
+        raise OSError("disk full")
+
+
+class Halves(Loss):
+    """A loss with a reduction fit cannot split over ranks."""
+
+    def __init__(self):
+        self.reduction = "halves"
+
+
+@pytest.mark.parametrize("loss_fn", [Halves(), object()], ids=["halves", "no-reduction"])
+def test_fit_on_n_ranks_refuses_a_loss_it_cannot_split(loss_fn):
+    model = cr.Sequential([cr.Dense(3, 2, seed=0)])
+    x, y = np.zeros((4, 3), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(RankFailed, match=r"rank 0 of 2 failed: ValueError: fit\(comm=...\) "
+                       r"cannot split \w+ over the ranks: its reduction is '?\w+'?; "
+                       r"data-parallel training needs a loss with reduction 'mean' or 'sum'"):
+        cr.fit(model, loss_fn, cr.optim.SGD(model.parameters(), lr=0.1), x, y,
+               progress=False, comm=RankOf(0, 2))
+    cr.fit(model, cr.MSE(reduction="sum"), cr.optim.SGD(model.parameters(), lr=0.1), x,
+           np.zeros((4, 2)), progress=False, comm=RankOf(0, 2))  # a known one: accepted
 
 
 def test_dropout_draws_the_global_batch_and_keeps_its_rows():
@@ -195,6 +233,41 @@ def test_fit_on_n_ranks_equals_one_process(fit_results, ranks):
 
 
 @needs_mpi
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_summed_loss_gives_the_same_weights_and_loss_on_n_ranks(tmp_path, ranks):
+    """reduction="sum": each rank's gradient is its part of the sum, not scaled by its share
+    (which made the weights depend on N and halved the reported loss on 2 ranks)."""
+    for n in (1, ranks):
+        _launch(n, str(MPI_SCRIPTS / "fit_ranks.py"), str(tmp_path / f"{n}.npz"), "--sum")
+    with np.load(tmp_path / "1.npz") as a, np.load(tmp_path / f"{ranks}.npz") as b:
+        one, many = {k: a[k] for k in a.files}, {k: b[k] for k in b.files}
+    assert int(many.pop("ranks")) == ranks and int(one.pop("ranks")) == 1
+    np.testing.assert_allclose(one.pop("loss"), many.pop("loss"), rtol=1e-9)
+    _assert_same_weights(one, many, atol=1e-9)
+
+
+@needs_mpi
+def test_the_extras_are_summed_in_float64_whatever_the_gradients_dtype():
+    """2²⁴ + 1 and 0.1 are not float32 numbers: summed in float32 they would come back as
+    2²⁵ and 0.2000000029802."""
+    code = ("import numpy as np, chainrule as cr\n"
+            "from chainrule.distributed import communicator\n"
+            "comm = communicator()\n"
+            "for dtypes in (['float32'], ['float64'], ['float32', 'float64']):\n"
+            "    net = cr.Sequential([cr.Dense(3, 2, seed=0).astype(d) for d in dtypes])\n"
+            "    for p in net.parameters():\n"
+            "        p.grad[...] = 1.5\n"
+            "    sums = comm.allreduce_gradients(net, 2.0**24 + 1, 0.1, 7)\n"
+            "    grads = {float(v) for p in net.parameters() for v in p.grad.ravel()}\n"
+            "    print(comm.rank, dtypes, sums.dtype, repr(sums.tolist()), sorted(grads))\n")
+    proc = _launch(2, "-c", code)
+    lines = sorted(line for line in proc.stdout.splitlines() if line[:1].isdigit())
+    want = "float64 [33554434.0, 0.2, 14.0] [3.0]"
+    assert lines == [f"{r} {d} {want}" for r in (0, 1)
+                     for d in ("['float32', 'float64']", "['float32']", "['float64']")]
+
+
+@needs_mpi
 def test_a_hand_written_loop_with_the_communicator(tmp_path):
     for ranks in (1, 2):
         _launch(ranks, str(MPI_SCRIPTS / "fit_ranks.py"), str(tmp_path / f"{ranks}.npz"), "--loop")
@@ -246,8 +319,10 @@ def test_resume_on_two_ranks_continues_a_one_process_run(tmp_path, cli_runs):
 
 
 @needs_mpi
-def test_a_failing_rank_ends_the_whole_job_with_one_line(tmp_path):
+def test_a_failing_rank_ends_the_whole_job_with_one_line(tmp_path, record_seconds):
+    start = time.monotonic()
     proc = _launch(2, str(MPI_SCRIPTS / "crash_rank.py"), timeout=120, check=False)
+    record_seconds(round(time.monotonic() - start, 2))
     assert proc.returncode != 0
     assert ("chainrule: rank 1 of 2 failed (OSError: No space left on device); ending all ranks"
             in proc.stderr)
@@ -276,6 +351,13 @@ def _launch_each(ranks: list[tuple[dict[str, str], list[str]]], timeout: float =
     start = time.monotonic()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_env())
     return proc, time.monotonic() - start
+
+
+@pytest.fixture
+def record_seconds(request):
+    """Keeps the seconds a failing job took to end in the test's report (`user_properties`:
+    `--junitxml` writes them), for the record; no test asserts a time."""
+    return lambda seconds: request.node.user_properties.append(("seconds_to_end", seconds))
 
 
 def _error_lines(proc) -> list[str]:
@@ -311,13 +393,15 @@ def _tiny_rank(cache: Path, mirror: Path, out: Path, *extra: str):
 
 @needs_mpi
 @pytest.mark.parametrize("failing", [0, 1])
-def test_a_download_failing_on_one_machine_ends_the_job(tmp_path, tiny_mirror, failing):
+def test_a_download_failing_on_one_machine_ends_the_job(tmp_path, tiny_mirror, failing,
+                                                       record_seconds):
     """Two machines, each with its own cache; one cannot reach its mirror. Rank 0 downloads
     first: when it fails, rank 1 never starts its download."""
     good, dead = tiny_mirror
     mirrors = [dead if r == failing else good for r in (0, 1)]
-    proc, _ = _launch_each([_tiny_rank(tmp_path / f"cache{r}", mirrors[r], tmp_path / "run")
+    proc, seconds = _launch_each([_tiny_rank(tmp_path / f"cache{r}", mirrors[r], tmp_path / "run")
                             for r in (0, 1)])
+    record_seconds(round(seconds, 2))
     line = _one_failure(proc, failing)
     assert "no mirror delivered a verified copy" in line
     assert not (tmp_path / "run").exists()
@@ -348,18 +432,19 @@ def _idx_folder(folder: Path, corrupt: bool = False) -> Path:
 
 @needs_mpi
 @pytest.mark.parametrize("failing", [0, 1])
-def test_a_corrupt_data_folder_on_one_rank_ends_the_job(tmp_path, failing):
+def test_a_corrupt_data_folder_on_one_rank_ends_the_job(tmp_path, failing, record_seconds):
     folders = [_idx_folder(tmp_path / f"data{r}", corrupt=r == failing) for r in (0, 1)]
-    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--data", str(folders[r]),
+    proc, seconds = _launch_each([({}, ["-m", "chainrule", "train", "--data", str(folders[r]),
                                   "--out", str(tmp_path / "run"), "--quiet"])
                             for r in (0, 1)])
+    record_seconds(round(seconds, 2))
     line = _one_failure(proc, failing)
     assert f"data{failing}/train-images-idx3-ubyte.gz: truncated IDX data" in line
     assert not (tmp_path / "run").exists()
 
 
 @needs_mpi
-def test_a_checkpoint_one_rank_cannot_read_ends_the_job(tmp_path):
+def test_a_checkpoint_one_rank_cannot_read_ends_the_job(tmp_path, record_seconds):
     data = _idx_folder(tmp_path / "data")
     subprocess.run([sys.executable, "-m", "chainrule", "train", "--data", str(data),
                     "--epochs", "1", "--batches", "2", "--out", str(tmp_path / "run"),
@@ -367,9 +452,10 @@ def test_a_checkpoint_one_rank_cannot_read_ends_the_job(tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.npz").write_bytes((tmp_path / "run" / "model.npz").read_bytes()[:500])
-    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--resume", str(run),
+    proc, seconds = _launch_each([({}, ["-m", "chainrule", "train", "--resume", str(run),
                                   "--epochs", "2", "--quiet"])
                             for run in (tmp_path / "run", broken)])
+    record_seconds(round(seconds, 2))
     line = _one_failure(proc, 1)
     assert "broken/model.npz" in line
     assert cr.load_checkpoint(tmp_path / "run" / "model.npz").metadata["training"][
@@ -377,11 +463,12 @@ def test_a_checkpoint_one_rank_cannot_read_ends_the_job(tmp_path):
 
 
 @needs_mpi
-def test_a_model_one_rank_cannot_build_ends_the_job(tmp_path):
+def test_a_model_one_rank_cannot_build_ends_the_job(tmp_path, record_seconds):
     """Rank 1 is asked for a hidden layer of 4·10⁹ units: it cannot allocate it."""
-    proc, _ = _launch_each([({}, ["-m", "chainrule", "train", "--out", str(tmp_path / "run"),
+    proc, seconds = _launch_each([({}, ["-m", "chainrule", "train", "--out", str(tmp_path / "run"),
                                   "--quiet", "--hidden", hidden])
                             for hidden in ("16", "4000000000")])
+    record_seconds(round(seconds, 2))
     assert proc.returncode != 0
     lines = _error_lines(proc)
     assert len(lines) == 1 and lines[0].startswith("chainrule: error: rank 1 of 2 failed: ")
