@@ -180,8 +180,9 @@ def _have_mpi4py() -> bool:
 
 
 MPIEXEC = _mpiexec()
-needs_mpi = pytest.mark.skipif(MPIEXEC is None or not _have_mpi4py(),
-                               reason="needs mpiexec and mpi4py: pip install -e '.[mpi]'")
+needs_mpi = pytest.mark.skipif(
+    MPIEXEC is None or not _have_mpi4py(),
+    reason="test extra: needs mpiexec and mpi4py: pip install -e '.[mpi]'")
 # Open MPI refuses root without these; --oversubscribe lets 3 ranks share 2 cores.
 MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
            "OMPI_MCA_rmaps_base_oversubscribe": "1"}
