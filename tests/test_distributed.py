@@ -340,6 +340,25 @@ def test_bad_input_to_fit_on_one_rank_stops_every_rank_with_its_message():
                      f"rank 1 stopped: {said}; give one target per row (exit code 1)"]
 
 
+@needs_mpi
+def test_every_rank_hears_of_the_lowest_failing_rank():
+    code = ("from chainrule.distributed import RankFailed, communicator\n"
+            "comm = communicator()\n"
+            "try:\n"
+            "    with comm.phase(lambda e: (str(e), 10 + comm.rank)):\n"
+            "        if comm.rank > 0:\n"
+            "            raise OSError(f'disk {comm.rank} full')\n"
+            "except RankFailed as e:\n"
+            "    print(comm.rank, e, e.code)\n"
+            "with comm.phase():\n"
+            "    pass\n"
+            "print(comm.rank, 'went on together')\n")
+    proc = _launch(3, "-c", code)
+    lines = sorted(line for line in proc.stdout.splitlines() if line[:1].isdigit())
+    assert lines == sorted([f"{r} rank 1 of 3 failed: disk 1 full 11" for r in range(3)]
+                           + [f"{r} went on together" for r in range(3)])
+
+
 # ---- a failure on one rank before training: every rank ends, one line names it ------------
 def _launch_each(ranks: list[tuple[dict[str, str], list[str]]], timeout: float = 120):
     """`mpiexec` with one program per rank (MPMD: `-n 1 A : -n 1 B`), each with its own
