@@ -496,11 +496,14 @@ def test_a_model_one_rank_cannot_build_ends_the_job(tmp_path, record_seconds):
 
 
 @needs_mpi
-def test_user_errors_are_said_once_by_rank_0(tmp_path):
-    proc = _launch(2, "-m", "chainrule", "train", "--data", str(tmp_path / "nowhere"),
-                   "--out", str(tmp_path / "run"), check=False)
+@pytest.mark.parametrize("flag", [["--data", "nowhere"], ["--epochs", "0"]],
+                         ids=["missing-data", "bad-flag"])
+def test_user_errors_are_said_once_by_rank_0(tmp_path, flag):
+    proc = _launch(2, "-m", "chainrule", "train", *flag, "--out", str(tmp_path / "run"),
+                   check=False)
     assert proc.returncode == 2
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("chainrule: error")]
+    errors = [line for line in proc.stderr.splitlines()
+              if line.startswith(("chainrule: error", "chainrule train: error"))]
     assert len(errors) == 1, proc.stderr
     assert not (tmp_path / "run").exists()
 

@@ -16,10 +16,14 @@ class CLIError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+    """argparse, but a usage error is one line on stderr (and exit code 2), said by rank 0
+    alone under `mpiexec` (every rank parses the same flags)."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        from ..distributed import launched_rank
+
+        line = f"{self.prog}: error: {message} (see `{self.prog} --help`)\n"
+        self.exit(EXIT_USAGE, line if launched_rank() == 0 else None)
 
 
 def one_line(exc: BaseException) -> str:
