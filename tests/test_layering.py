@@ -89,9 +89,10 @@ def import_edges(source: str, name: str, is_package: bool, modules: set[str]) ->
     any function.
 
     `from pkg import x` is an edge to the module `pkg.x` when x is a module, else to `pkg`
-    itself (x is then a name its `__init__` defines or re-exports). A parent package that
-    Python imports on the way (`chainrule.data` before `chainrule.data.idx`) is not an edge:
-    it is not this module's choice, and `__init__` files import their children by design.
+    itself (x is then a name its `__init__` defines or re-exports). The parent packages
+    Python runs on the way (`chainrule/data/__init__` before `chainrule.data.idx`) are not
+    edges: importing a module names that module, and a package's `__init__` imports its own
+    children by design.
     """
     found = set()
     package = name if is_package else name.rpartition(".")[0]
@@ -219,7 +220,6 @@ def test_the_checker_sees_relative_absolute_and_function_level_imports():
 
 
 def test_the_cycle_finder_sees_cycles_through_functions_and_packages():
-    modules = {"p", "p.a", "p.b", "p.c", "p.d", "p.e"}
     sources = {
         "p": "from .a import f\n",                   # __init__ re-exports a's f
         "p.a": "def g():\n    from .b import h\n",  # a function-level import
@@ -227,9 +227,14 @@ def test_the_cycle_finder_sees_cycles_through_functions_and_packages():
         "p.c": "from p import f\n",                   # f is a name: the edge is c → p
         "p.d": "import p.e\n",
         "p.e": "x = 1\n",
+        "p.q": "from ..a import f\n",                 # the package p.q
+        "p.q.r": "from .. import d\n",                # .. from p.q.r is p: the module p.d
+        "p.s": "from .q.r import g\n",               # names p.q.r, not the package p.q
     }
-    graph = {n: import_edges(src, n, n == "p", modules) for n, src in sources.items()}
+    modules = set(sources)
+    graph = {n: import_edges(src, n, n in ("p", "p.q"), modules) for n, src in sources.items()}
     assert graph == {"p": {"p.a"}, "p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p"},
-                     "p.d": {"p.e"}, "p.e": set()}
+                     "p.d": {"p.e"}, "p.e": set(), "p.q": {"p.a"}, "p.q.r": {"p.d"},
+                     "p.s": {"p.q.r"}}
     assert find_cycles(graph) == [["p", "p.a", "p.b", "p.c", "p"]]
     assert find_cycles({"x": {"y"}, "y": set()}) == []
