@@ -3,6 +3,7 @@ thing under `mpiexec -n 2 --oversubscribe` (skipped where mpiexec or mpi4py is m
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -121,6 +122,26 @@ def test_a_phase_passes_errors_through_on_one_rank_and_votes_on_many():
     with pytest.raises(RankFailed, match=r"rank 0 of 2 failed: OSError: disk full$"), \
             RankOf(0, 2).phase():
         raise OSError("disk full")
+
+
+def test_an_error_outside_a_phase_on_one_rank_ends_every_rank(monkeypatch, capsys):
+    """`chainrule train`'s last line of defence: an error on this rank alone that no phase
+    caught is said in one line, and the job is ended (here the serial `abort`: SystemExit)."""
+    import chainrule.cli.train as cli_train
+    import chainrule.distributed as distributed
+
+    def broken(args, comm):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(distributed, "communicator", lambda: RankOf(1, 2))
+    monkeypatch.setattr(cli_train, "_interrupt_on_sigterm", lambda: None)
+    monkeypatch.setattr(cli_train, "open_run", broken)
+    args = argparse.Namespace(quiet=False, json=False)
+    with pytest.raises(SystemExit) as ended:
+        cli_train.cmd_train(args)
+    assert ended.value.code == 1
+    assert capsys.readouterr().err == (
+        "chainrule: rank 1 of 2 failed (RuntimeError: boom); ending all ranks\n")
 
 
 class Halves(Loss):
