@@ -61,8 +61,9 @@ class RankFailed(RuntimeError):
 
 
 def describe_failure(exc: BaseException) -> tuple[str, int]:
-    """The default one-line description of a failure, and exit code 1."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": "), 1
+    """The default one-line description of a failure ("OSError: disk full"), exit code 1."""
+    message = " ".join(str(exc).split())
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), 1
 
 
 def launched_ranks() -> int:
@@ -272,9 +273,9 @@ class MPICommunicator(Communicator):
         if root == self.size:
             return
         message, code = failure if self.rank == root else ("", 0)
-        code = np.array([code], np.int64)
-        self.comm.Bcast(code, root=root)
-        raise RankFailed(root, self.size, self.broadcast_text(message, root), int(code[0]))
+        sent = np.array([code], np.int64)
+        self.comm.Bcast(sent, root=root)
+        raise RankFailed(root, self.size, self.broadcast_text(message, root), int(sent[0]))
 
     def barrier(self) -> None:
         self.comm.Barrier()

@@ -282,18 +282,19 @@ class _EpochLoop:
         rows = len(xb)
         opt.zero_grad()
         out = model(xb)
-        share, correct, grad = 0.0, 0, None
+        loss_term, correct, grad = 0.0, 0, None
         if rows:
             try:
                 loss = loss_fn(out, yb)
             except NonFiniteError:
                 loss = float("nan")
-            share = loss * _share_of_batch(loss_fn, rows, total)
+            share = _share_of_batch(loss_fn, rows, total)
+            loss_term = loss * share
             correct = _correct(out, yb, self.classification)
             if math.isfinite(loss):
-                grad = loss_fn.backward() * _share_of_batch(loss_fn, rows, total)
+                grad = loss_fn.backward() * share
         model.backward(np.zeros_like(out) if grad is None else grad, input_grad=False)
-        loss, correct, count = comm.allreduce_gradients(model, share, correct, rows)
+        loss, correct, count = comm.allreduce_gradients(model, loss_term, correct, rows)
         _check_finite_loss(float(loss), epoch, batch, opt.param_groups[0]["lr"])
         opt.step()
         return float(loss), int(count), int(correct)
