@@ -132,7 +132,7 @@ def test_same_settings_same_data_and_weights():
     np.testing.assert_array_equal(a.train_points, b.train_points)
     a.step(5)
     b.step(5)
-    np.testing.assert_allclose(a.dense_layers()[0].weight.data, b.dense_layers()[0].weight.data)
+    np.testing.assert_array_equal(a.dense_layers()[0].weight.data, b.dense_layers()[0].weight.data)
 
 
 @pytest.mark.parametrize("name", ["xor", "circle", "gauss", "spiral"])
@@ -386,7 +386,7 @@ def test_the_backprop_view_does_not_change_training():
     a.explain(0)
     a.step(3)
     b.step(3)
-    np.testing.assert_allclose(a.dense_layers()[0].weight.data, b.dense_layers()[0].weight.data)
+    np.testing.assert_array_equal(a.dense_layers()[0].weight.data, b.dense_layers()[0].weight.data)
 
 
 def test_step_with_explain_and_the_explain_endpoint(client):

@@ -51,10 +51,10 @@ def live_server():
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
     executable = chromium_path()
     if executable is None:
-        pytest.skip("no Chromium executable (apt-get install -y chromium)")
+        pytest.skip("test extra: no Chromium executable (apt-get install -y chromium)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield b

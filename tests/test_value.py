@@ -596,7 +596,7 @@ def test_draw_writes_svg(tmp_path):
     import shutil
 
     if shutil.which("dot") is None:
-        pytest.skip("Graphviz 'dot' program not installed")
+        pytest.skip("test extra: Graphviz's dot is not installed (apt-get install graphviz)")
     v = seed_example()
     v["L"].backward()
     out = v["L"].draw(tmp_path / "graph.svg")

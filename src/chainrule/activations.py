@@ -238,7 +238,7 @@ DERIVATIVES = {
 
 
 # ---- layers -----------------------------------------------------------------------------
-class Activation(Module):
+class Activation(Module, loadable=False):
     """A parameter-free layer y = f(x) whose backward is dL/dx = dL/dy ⊙ f'(x).
 
     Integer inputs are taken as float32; backward computes in the forward input's dtype.

@@ -15,8 +15,15 @@ With the loss gradient scaled by n_r/B on rank r, the sum over ranks of âˆ‚L_r/â
 the order of float additions). `fit(..., comm=comm)` does all of this for you.
 
 The sum travels as ONE flat buffer per step (all gradients, plus a few extra numbers such as
-the batch loss) through mpi4py's uppercase, zero-copy `Allreduce`: one latency per step
-instead of one per tensor. docs/distributed.md has the cost model.
+the batch loss, summed in float64) through mpi4py's uppercase, zero-copy `Allreduce`: one
+latency per step instead of one per tensor (float32 gradients send the float64 extras in a
+second, overlapping message). docs/distributed.md has the cost model.
+
+Every rank must also agree before each collective step: a rank that fails on its own (its
+data folder is corrupt, its download failed) and leaves would keep the others waiting in the
+next collective forever. `with comm.phase():` runs a block on every rank and then votes: if it
+failed anywhere, every rank raises the same `RankFailed`, naming the first failing rank and
+its error, and they all stop together.
 
 `communicator()` needs mpi4py only when launched under MPI with more than one rank; the
 serial `Communicator` is the default everywhere else, so nothing here costs a serial user.
@@ -25,6 +32,8 @@ serial `Communicator` is the default everywhere else, so nothing here costs a se
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +48,22 @@ _RANK_VARIABLES = ("OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "MPI_LOCALRA
 
 class DistributedError(RuntimeError):
     """MPI was asked for (N > 1 ranks) but cannot be used; the message says how to fix it."""
+
+
+class RankFailed(RuntimeError):
+    """Raised on every rank when a phase failed on one or more of them (`Communicator.phase`):
+    `rank` is the first that failed, `message` its error in one line and `code` the exit
+    code it asked for."""
+
+    def __init__(self, rank: int, size: int, message: str, code: int = 1) -> None:
+        super().__init__(f"rank {rank} of {size} failed: {message}")
+        self.rank, self.size, self.message, self.code = rank, size, message, code
+
+
+def describe_failure(exc: BaseException) -> tuple[str, int]:
+    """The default one-line description of a failure ("OSError: disk full"), exit code 1."""
+    message = " ".join(str(exc).split())
+    return (f"{type(exc).__name__}: {message}" if message else type(exc).__name__), 1
 
 
 def launched_ranks() -> int:
@@ -85,7 +110,8 @@ class Communicator:
 
     def allreduce_gradients(self, model: Module, *extras: float) -> np.ndarray:
         """Sum every parameter's gradient over the ranks, in place; returns `extras` summed
-        over the ranks too (as float64), so per-batch statistics ride in the same message."""
+        over the ranks too, in float64 whatever the gradients' dtype (per-batch statistics:
+        the loss, counts of rows; they ride in the gradients' message when it is float64)."""
         return np.array(extras, dtype=np.float64)
 
     def allreduce(self, values: np.ndarray) -> np.ndarray:
@@ -99,6 +125,36 @@ class Communicator:
     def broadcast_text(self, text: str, root: int = 0) -> str:
         """Rank `root`'s string on every rank (e.g. a run folder named by the clock)."""
         return text
+
+    def agree(self, failure: tuple[str, int] | None) -> None:
+        """Collective: each rank says whether its part failed (`failure` = (message, exit
+        code)) or not (None). Returns when no rank failed; otherwise raises `RankFailed` on
+        every rank, with the message and code of the lowest-numbered rank that failed."""
+        if failure is not None:
+            raise RankFailed(self.rank, self.size, *failure)
+
+    @contextmanager
+    def phase(
+        self, describe: Callable[[BaseException], tuple[str, int]] = describe_failure
+    ) -> Iterator[None]:
+        """Run a block on every rank, then vote: on leaving it, every rank knows whether it
+        worked on all of them. A failure anywhere raises `RankFailed` on every rank (from the
+        error itself on the rank that had it), so none goes on to wait for a missing rank in
+        the next collective. `describe(exc)` gives the (one-line message, exit code) sent.
+
+        The block must not itself call collectives (a rank that failed early would skip them).
+        On one rank this is just the block: its errors pass through unchanged.
+        """
+        try:
+            yield
+        except Exception as exc:
+            if self.size == 1:
+                raise
+            try:
+                self.agree(describe(exc))
+            except RankFailed as failed:
+                raise failed from exc
+        self.agree(None)
 
     def barrier(self) -> None:
         """Wait until every rank has arrived here."""
@@ -153,18 +209,28 @@ class MPICommunicator(Communicator):
         grads = [p.grad for p in params]  # reading p.grad also clears a lazily zeroed one
         size = sum(g.size for g in grads)
         in_place = len({g.dtype for g in grads}) == 1  # the usual case: one dtype
+        dtype = grads[0].dtype if in_place else _common_dtype(params)
+        # the extras are summed in float64: in the gradients' buffer when that is float64,
+        # else in a small message of their own, started first so the two sums overlap
+        riding = len(extras) if dtype == np.float64 else 0
         if in_place:  # the gradients are views into the buffer: summed where they are
-            flat = self._gradient_buffer(params, grads, size + len(extras))
+            flat = self._gradient_buffer(params, grads, size + riding)
         else:  # mixed precisions: a copy in one dtype, copied back after the sum
-            flat = self._workspace(size + len(extras), _common_dtype(params))
+            flat = self._workspace(size + riding, dtype)
             _flatten(grads, flat)
-        flat[size:] = extras
+        totals = np.array(extras, np.float64)
+        flat[size:] = totals[:riding]
         start = time.perf_counter()
+        pending = None
+        if extras and not riding:
+            pending = self.comm.Iallreduce(self._mpi.IN_PLACE, totals, op=self._mpi.SUM)
         self.comm.Allreduce(self._mpi.IN_PLACE, flat, op=self._mpi.SUM)
+        if pending is not None:
+            pending.Wait()
         self.allreduce_seconds += time.perf_counter() - start
         if not in_place:
             _unflatten(flat, grads)
-        return flat[size:].astype(np.float64)
+        return flat[size:].copy() if riding else totals
 
     def _gradient_buffer(self, params: list[Parameter], grads: list[np.ndarray], size: int):
         """The flat buffer whose start *is* every gradient: each `p.grad` becomes a view into
@@ -199,6 +265,18 @@ class MPICommunicator(Communicator):
         self.comm.Bcast(buf, root=root)
         return buf.tobytes().decode("utf-8")
 
+    def agree(self, failure: tuple[str, int] | None) -> None:
+        # the common case is one Allreduce: the lowest failing rank, or `size` for none
+        first = np.array([self.size if failure is None else self.rank], np.int64)
+        self.comm.Allreduce(self._mpi.IN_PLACE, first, op=self._mpi.MIN)
+        root = int(first[0])
+        if root == self.size:
+            return
+        message, code = failure if self.rank == root else ("", 0)
+        sent = np.array([code], np.int64)
+        self.comm.Bcast(sent, root=root)
+        raise RankFailed(root, self.size, self.broadcast_text(message, root), int(sent[0]))
+
     def barrier(self) -> None:
         self.comm.Barrier()
 
@@ -210,6 +288,17 @@ class MPICommunicator(Communicator):
         if self._buffer.size != size or self._buffer.dtype != dtype:
             self._buffer = np.empty(size, dtype)
         return self._buffer
+
+
+def end_job(comm: Communicator, exc: BaseException) -> None:
+    """An error on this rank alone, where the others cannot hear of it (they wait for this
+    rank in the next collective): say what it was, in one line, and end every rank now."""
+    import sys
+
+    message, _ = describe_failure(exc)
+    print(f"chainrule: rank {comm.rank} of {comm.size} failed ({message}); ending all ranks",
+          file=sys.stderr, flush=True)
+    comm.abort(1)
 
 
 def communicator() -> Communicator:

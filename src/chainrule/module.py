@@ -392,15 +392,11 @@ def _default_type_name(cls: type) -> str:
 
 
 def _is_loadable(cls: type[Module]) -> bool:
-    """User classes unless marked `loadable=False`; of chainrule's own, only the public layers
-    (those the package exports), never internal bases such as Activation or _Pool2D."""
+    """Classes not marked `loadable=False`; of chainrule's own, only the public layers, never
+    a private one (_Pool2D) nor a base marked `loadable=False` (Activation)."""
     if not cls.__dict__.get("_loadable", True):
         return False
-    if cls._type_name.startswith(BUILTIN_PREFIX):
-        import chainrule
-
-        return getattr(chainrule, cls.__name__, None) is cls
-    return True
+    return not (cls._type_name.startswith(BUILTIN_PREFIX) and cls.__name__.startswith("_"))
 
 
 def layer_type(type_name) -> type[Module]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from .batching import batches
-from .distributed import Communicator, Shard, set_shard
+from .distributed import Communicator, Shard, end_job, set_shard
 from .losses import Loss, NonFiniteError
 from .metrics import accuracy as accuracy  # one implementation: chainrule.metrics
 from .module import Module
@@ -122,13 +122,19 @@ def fit(
     - `comm`: a `chainrule.distributed` communicator to train data-parallel on N ranks. Every
       rank passes the same data, seed and `batch_size` (the global batch); each computes on
       its slice of every batch and the gradients are summed over the ranks, so the weights
-      come out as one process would make them. Only rank 0 shows progress.
+      come out as one process would make them, for a loss with `reduction` "mean" or "sum"
+      (any other loss is refused: how to split it over the ranks is not known). Only rank 0
+      shows progress. The ranks check their data and loss together before the first
+      exchange: a problem on any rank raises `RankFailed` on every rank.
     Raises `TrainingDiverged` at the first NaN/inf loss.
     """
-    n = _check_data(x, y)
+    comm = comm if comm is not None else Communicator()
+    with comm.phase():  # every rank checks its inputs before the first collective
+        n = _check_data(x, y)
+        if comm.size > 1:
+            _share_of_batch(loss_fn, 0, 1)  # refuses a loss it cannot split over the ranks
     rng = rng if rng is not None else np.random.default_rng(seed)
     history = history if history is not None else History()
-    comm = comm if comm is not None else Communicator()
     size = n if not batch_size else min(int(batch_size), n)
     per_epoch = math.ceil(n / size)
     budget = _Budget(max_batches)
@@ -151,23 +157,12 @@ def fit(
                 break
     except Exception as exc:
         if shard is not None and not isinstance(exc, TrainingDiverged):
-            _end_job(comm, exc)
+            end_job(comm, exc)
         raise
     finally:
         if shard is not None:
             set_shard(model, None)
     return history
-
-
-def _end_job(comm: Communicator, exc: Exception) -> None:
-    """An error on one rank that the others cannot see (they would wait for this rank in
-    the next Allreduce forever): say what it was, in one line, and end every rank."""
-    import sys
-
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"chainrule: rank {comm.rank} of {comm.size} failed ({type(exc).__name__}: "
-          f"{message}); ending all ranks", file=sys.stderr, flush=True)
-    comm.abort(1)
 
 
 def _start_parallel(model: Module, comm: Communicator) -> Shard | None:
@@ -272,13 +267,14 @@ class _EpochLoop:
 
     def _parallel_step(self, xb: np.ndarray, yb, total: int, epoch: int, batch: int):
         """One synchronous data-parallel step on this rank's rows of a global batch of
-        `total` rows; returns the global batch's (mean loss, rows, correct predictions).
+        `total` rows; returns the global batch's (loss, rows, correct predictions).
 
-        The loss gradient is scaled by rows/total, so the gradients summed over the ranks
-        are those of the global batch's mean loss. Every rank runs forward, backward and the
-        Allreduce even with no rows or a NaN loss (a zero gradient then), so none is left
-        waiting in a collective; the NaN reaches all ranks through the sum and every rank
-        raises `TrainingDiverged` at the same step.
+        Each rank's loss and its gradient are scaled by the rank's share of the global
+        batch's loss (`_share_of_batch`), so their sums over the ranks are the global batch's
+        loss and gradient, as one process computes them. Every rank runs forward, backward
+        and the Allreduce even with no rows or a NaN loss (a zero gradient then), so none is
+        left waiting in a collective; the NaN reaches all ranks through the sum and every
+        rank raises `TrainingDiverged` at the same step.
         """
         model, loss_fn, opt, comm = self.model, self.loss_fn, self.opt, self.shard.comm
         part = comm.part(total)
@@ -286,21 +282,42 @@ class _EpochLoop:
         rows = len(xb)
         opt.zero_grad()
         out = model(xb)
-        loss, correct, grad = 0.0, 0, None
+        loss_term, correct, grad = 0.0, 0, None
         if rows:
             try:
                 loss = loss_fn(out, yb)
             except NonFiniteError:
                 loss = float("nan")
+            share = _share_of_batch(loss_fn, rows, total)
+            loss_term = loss * share
             correct = _correct(out, yb, self.classification)
             if math.isfinite(loss):
-                grad = loss_fn.backward() * (rows / total)
+                grad = loss_fn.backward() * share
         model.backward(np.zeros_like(out) if grad is None else grad, input_grad=False)
-        loss_sum, correct, count = comm.allreduce_gradients(model, loss * rows, correct, rows)
-        loss = float(loss_sum / count)
-        _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+        loss, correct, count = comm.allreduce_gradients(model, loss_term, correct, rows)
+        _check_finite_loss(float(loss), epoch, batch, opt.param_groups[0]["lr"])
         opt.step()
-        return loss, int(round(count)), int(round(correct))
+        return float(loss), int(count), int(correct)
+
+
+def _share_of_batch(loss_fn: Loss, rows: int, total: int) -> float:
+    """The factor that turns a rank's loss on its `rows` of a global batch of `total` rows
+    (and that loss's gradient) into its term of the global batch's loss L = Σ_ranks factor·L_r:
+
+        reduction "mean":  L = (1/total) Σ_i ℓ_i = Σ_r (rows_r/total) · L_r   → rows/total
+        reduction "sum":   L = Σ_i ℓ_i = Σ_r L_r                               → 1
+
+    (a mean over all m = rows·k elements, as MSE takes, splits the same way). Any other
+    loss is refused: scaling it by a guess would train the wrong weights without a word."""
+    reduction = getattr(loss_fn, "reduction", None)
+    if reduction == "mean":
+        return rows / total
+    if reduction == "sum":
+        return 1.0
+    raise ValueError(
+        f"fit(comm=...) cannot split {type(loss_fn).__name__} over the ranks: its reduction is "
+        f"{reduction!r}; data-parallel training needs a loss with reduction 'mean' or 'sum' "
+        "(a chainrule.losses.Loss)")
 
 
 def _correct(out: np.ndarray, yb, classification: bool) -> int:

@@ -6,9 +6,10 @@ one has 2 rows, so on 3 ranks one rank has none), then rank 0 saves the weights 
 history to the .npz path given as the first argument. In float64, so that N ranks adding the
 same numbers in another order differ by ~1e-16, not by a ReLU flipped by float32 rounding.
 
-    python tests/mpi/fit_ranks.py out.npz [--loop]
+    python tests/mpi/fit_ranks.py out.npz [--loop | --sum]
 
-`--loop` trains with a hand-written loop using the communicator instead of `fit`.
+`--loop` trains with a hand-written loop using the communicator instead of `fit`; `--sum`
+trains with a summed loss (`reduction="sum"`) instead of the mean.
 """
 
 import sys
@@ -66,8 +67,10 @@ def main():
         loss = hand_written_loop(net, opt, x, y, comm)
     else:
         net = model()
-        opt = cr.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-        history = cr.fit(net, cr.SoftmaxCrossEntropy(), opt, x, y, epochs=3, batch_size=50,
+        summed = "--sum" in sys.argv
+        opt = cr.optim.SGD(net.parameters(), lr=0.002 if summed else 0.1, momentum=0.9)
+        loss_fn = cr.SoftmaxCrossEntropy(reduction="sum" if summed else "mean")
+        history = cr.fit(net, loss_fn, opt, x, y, epochs=3, batch_size=50,
                          seed=0, progress=False, comm=comm, augment=RandomShift(1))
         loss = history.loss
     if comm.is_root:

@@ -8,7 +8,8 @@
 Exit codes: 0 success, 2 a usage or input problem (one line on stderr naming it and the fix;
 `--debug` adds the traceback), 1 an internal failure, 130 interrupted by Ctrl-C.
 
-The package: `parser` builds the argument parser from each command module's `add_parser`;
+The package: `parser` builds the argument parser from each command module's `add_parser`
+(`argtypes` holds the flags' value types);
 `errors` holds the exit codes and one-line error formatting; `train` (train, evaluate,
 predict), `demo`, `data`, `export` and `serve` hold the commands; `run` the training run.
 """

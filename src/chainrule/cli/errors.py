@@ -16,10 +16,14 @@ class CLIError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (and exit code 2)."""
+    """argparse, but a usage error is one line on stderr (and exit code 2), said by rank 0
+    alone under `mpiexec` (every rank parses the same flags)."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        from ..distributed import launched_rank
+
+        line = f"{self.prog}: error: {message} (see `{self.prog} --help`)\n"
+        self.exit(EXIT_USAGE, line if launched_rank() == 0 else None)
 
 
 def one_line(exc: BaseException) -> str:
@@ -29,10 +33,19 @@ def one_line(exc: BaseException) -> str:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exception types that mean "the user asked for something that cannot be done"."""
-    from ..data import DataError
+    from ..data.errors import DataError
     from ..distributed import DistributedError
     from ..preprocess import ImageError
     from ..serialize import ModelFileError
-    from .run import RunError
+    from .config import RunError
 
     return CLIError, DataError, ModelFileError, ImageError, RunError, DistributedError
+
+
+def failure(exc: BaseException) -> tuple[str, int]:
+    """(one line, exit code) for `exc` as the command reports it: a user error is its message
+    and code 2, anything else an internal error (code 1). What a rank that failed sends to
+    the others under MPI (`Communicator.phase`)."""
+    if isinstance(exc, user_errors()):
+        return one_line(exc), EXIT_USAGE
+    return f"internal error: {type(exc).__name__}: {one_line(exc)}", EXIT_INTERNAL

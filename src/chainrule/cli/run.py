@@ -55,9 +55,10 @@ from .config import (
     schedule_for,
     split_validation,
 )
+from .errors import failure
 
 __all__ = ["CNN_LR", "DEFAULT_BATCH", "DEFAULT_LR", "IMAGE_SHAPE", "NUM_CLASSES", "PLOTS",
-           "PREPROCESSING", "PeerFailed", "Run", "RunError", "TrainConfig", "batches_per_epoch",
+           "PREPROCESSING", "Run", "RunError", "TrainConfig", "batches_per_epoch",
            "blas_threads", "build_model", "class_names", "describe_model", "load_data",
            "module_rngs", "optimizer_for", "replay_schedule", "schedule_epochs", "schedule_for",
            "split_validation", "write_json"]
@@ -115,55 +116,70 @@ class Run:
     comm: Communicator = field(default_factory=Communicator)  # the ranks training together
 
     # -- creation
+    # Under MPI every rank does the same steps, each in a `comm.phase`: a failure on any rank
+    # (a corrupt data folder, a failed download, an unreadable checkpoint) stops all of them
+    # together with one message, instead of leaving the others waiting for it.
     @classmethod
     def start(cls, cfg: TrainConfig, out: str | Path, comm: Communicator | None = None) -> Run:
-        if cfg.optimizer not in optim.OPTIMIZERS:
-            raise RunError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
-                           f"{sorted(optim.OPTIMIZERS)}")
-        data = load_data(cfg)
-        model = build_model(cfg)
-        opt = optimizer_for(cfg, model)
-        scheduler = schedule_for(cfg, opt, len(data[0][0]))
+        comm = comm or Communicator()
+        with comm.phase(failure):
+            if cfg.optimizer not in optim.OPTIMIZERS:
+                raise RunError(f"unknown optimizer {cfg.optimizer!r}; choose one of "
+                               f"{sorted(optim.OPTIMIZERS)}")
+        data = load_data_once(cfg, comm)
+        with comm.phase(failure):
+            model = build_model(cfg)
+            opt = optimizer_for(cfg, model)
+            scheduler = schedule_for(cfg, opt, len(data[0][0]))
         return cls(cfg, Path(out), model, opt, scheduler, np.random.default_rng([cfg.seed, 2]),
-                   data=data, classes=class_names(cfg.data), comm=comm or Communicator())
+                   data=data, classes=class_names(cfg.data), comm=comm)
 
     @classmethod
     def begin(cls, cfg: TrainConfig, out: str | Path, comm: Communicator | None = None) -> Run:
         """A fresh run in folder `out` (refused if it already holds one), checkpointed at
         epoch 0. `cfg.lr` None becomes the resolved default rate."""
         out, comm = Path(out), comm or Communicator()
-        if (out / "model.npz").exists():
-            raise RunError(f"{out} already holds a run; pass another --out, or continue it "
-                           f"with `chainrule train --resume {out}`")
-        comm.barrier()  # every rank has looked before rank 0 writes
-        cfg.lr = cfg.resolved_lr()
+        with comm.phase(failure):  # every rank has looked before rank 0 writes
+            if (out / "model.npz").exists():
+                raise RunError(f"{out} already holds a run; pass another --out, or continue it "
+                               f"with `chainrule train --resume {out}`")
+            cfg.lr = cfg.resolved_lr()
         run = cls.start(cfg, out, comm)  # loads the data and builds the model: nothing written
-        failure = None
-        if comm.is_root:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                run.checkpoint()
-            except OSError as exc:
-                failure = RunError(f"cannot create the run folder {out} ({exc.strerror}); "
-                                   "pass a writable --out DIR")
-                failure.__cause__ = exc
-        if not comm.all_ok(failure is None):
-            raise failure or PeerFailed("rank 0 could not create the run folder")
+        with comm.phase(failure):
+            if comm.is_root:
+                try:
+                    out.mkdir(parents=True, exist_ok=True)
+                    run.checkpoint()
+                except OSError as exc:
+                    raise RunError(f"cannot create the run folder {out} ({exc.strerror}); "
+                                   "pass a writable --out DIR") from exc
         return run
 
     @classmethod
     def resume(cls, path: str | Path, epochs: int | None = None, out: str | Path | None = None,
                comm: Communicator | None = None):
-        ckpt: Checkpoint = load_checkpoint(path)
-        training = ckpt.metadata.get("training")
-        if not isinstance(training, dict) or ckpt.optimizer is None:
-            raise RunError(f"{ckpt.path}: has no training state to resume (it was saved "
-                           "without an optimizer); start a new run with `chainrule train`")
-        cfg = TrainConfig.from_dict(training["config"])
-        new_length = epochs is not None and epochs != cfg.epochs
-        if epochs is not None:
-            cfg.epochs = epochs
-        data = load_data(cfg)
+        comm = comm or Communicator()
+        with comm.phase(failure):
+            ckpt: Checkpoint = load_checkpoint(path)
+            training = ckpt.metadata.get("training")
+            if not isinstance(training, dict) or ckpt.optimizer is None:
+                raise RunError(f"{ckpt.path}: has no training state to resume (it was saved "
+                               "without an optimizer); start a new run with `chainrule train`")
+            cfg = TrainConfig.from_dict(training["config"])
+            new_length = epochs is not None and epochs != cfg.epochs
+            if epochs is not None:
+                cfg.epochs = epochs
+        data = load_data_once(cfg, comm)
+        with comm.phase(failure):
+            run = cls._restore(ckpt, cfg, data, new_length, out, comm)
+        return run
+
+    @classmethod
+    def _restore(cls, ckpt: Checkpoint, cfg: TrainConfig, data: tuple, new_length: bool,
+                 out: str | Path | None, comm: Communicator) -> Run:
+        """The run saved in `ckpt`, with its optimizer, schedule and random state restored
+        (the schedule replayed for the new length when `--epochs` changed it)."""
+        training = ckpt.metadata["training"]
         model = ckpt.model
         opt = optimizer_for(cfg, model)
         scheduler = schedule_for(cfg, opt, len(data[0][0]))
@@ -189,7 +205,7 @@ class Run:
         run = cls(cfg, Path(out) if out else ckpt.path.parent, model, opt, scheduler, rng,
                   history, float(training.get("train_seconds", 0.0)), data,
                   classes=ckpt.metadata.get("class_names") or class_names(cfg.data),
-                  comm=comm or Communicator())
+                  comm=comm)
         run.saved_epochs = run.epochs_done
         return run
 
@@ -373,8 +389,19 @@ class Run:
         return files
 
 
-class PeerFailed(RunError):
-    """Another rank stopped the run (it printed why); this rank ends quietly."""
+def load_data_once(cfg: TrainConfig, comm: Communicator) -> tuple:
+    """`load_data(cfg)` on every rank, rank 0 first: a dataset that must be downloaded is
+    fetched once (into a cache the ranks on its machine share) and the others then read it.
+    A rank on a machine without that cache downloads its own copy. Each step is a phase: a
+    failure on any rank stops all of them."""
+    data = None
+    with comm.phase(failure):
+        if comm.is_root:
+            data = load_data(cfg)
+    with comm.phase(failure):
+        if not comm.is_root:
+            data = load_data(cfg)
+    return data
 
 
 def write_json(path: Path, obj) -> Path:

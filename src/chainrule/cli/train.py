@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, one_line
-from .parser import batch_size, hidden_sizes, nonneg_float, nonneg_int, positive_float, positive_int
+from .argtypes import (
+    batch_size,
+    hidden_sizes,
+    nonneg_float,
+    nonneg_int,
+    positive_float,
+    positive_int,
+)
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, failure, one_line
 
 TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches", "lr",
                "optimizer", "momentum", "weight_decay", "schedule", "augment", "shift",
@@ -116,7 +123,7 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .run import TrainConfig
+    from .config import TrainConfig
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
     cfg = TrainConfig(**given)
@@ -151,18 +158,22 @@ def default_out() -> Path:
 
 def open_run(args, comm=None):
     """The run `args` asks for: resumed from --resume, or started fresh in its folder.
-    On N MPI ranks (`comm`) all open the same run, in the folder rank 0 names."""
+    On N MPI ranks (`comm`) all open the same run, in the folder rank 0 names; every step
+    is a phase (`Communicator.phase`), so a failure on any rank stops them all together."""
     from ..distributed import Communicator
     from .run import Run
 
     comm = comm or Communicator()
     if not args.resume:
         out = args.out or comm.broadcast_text(str(default_out()) if comm.is_root else "")
-        return Run.begin(train_config(args), Path(out), comm)
-    clash = [f"--{k.replace('_', '-')}" for k in TRAIN_FLAGS if getattr(args, k) is not None]
-    if clash:
-        raise CLIError(f"{', '.join(clash)} cannot change when resuming (the run keeps its "
-                       "settings); only --epochs, --out, --no-plots, --quiet, --json apply")
+        with comm.phase(failure):
+            cfg = train_config(args)
+        return Run.begin(cfg, Path(out), comm)
+    with comm.phase(failure):
+        clash = [f"--{k.replace('_', '-')}" for k in TRAIN_FLAGS if getattr(args, k) is not None]
+        if clash:
+            raise CLIError(f"{', '.join(clash)} cannot change when resuming (the run keeps its "
+                           "settings); only --epochs, --out, --no-plots, --quiet, --json apply")
     run = Run.resume(args.resume, epochs=args.epochs, out=args.out, comm=comm)
     if run.remaining_epochs == 0:
         _say(args, f"{run.model_path}: training already finished "
@@ -171,7 +182,7 @@ def open_run(args, comm=None):
 
 
 def cmd_train(args) -> int:
-    from ..distributed import communicator
+    from ..distributed import RankFailed, communicator, end_job
     from ..train import TrainingDiverged
 
     t0 = time.perf_counter()
@@ -180,10 +191,14 @@ def cmd_train(args) -> int:
         args.quiet, args.json = True, False
     if comm.size > 1:
         _interrupt_on_sigterm()
-    run = open_run(args, comm)
-    _say(args, run.header())
     try:
+        run = open_run(args, comm)
+        _say(args, run.header())
         run.train(progress=not args.quiet, threads=1 if comm.size > 1 else run_threads(run))
+    except RankFailed as exc:  # every rank raised it together: rank 0 says it, all end
+        if comm.is_root:
+            print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
+        return exc.code
     except TrainingDiverged as exc:  # every rank sees the same loss: all stop here
         good = run.saved_epochs
         where = (f"the last good checkpoint (epoch {good}) is in {run.model_path}" if good
@@ -198,6 +213,10 @@ def cmd_train(args) -> int:
                   f"{run.model_path}\nresume with: chainrule train --resume {run.out}",
                   file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:
+        if comm.size == 1:
+            raise
+        end_job(comm, exc)  # an error on this rank alone, outside a phase: end every rank
     if not comm.is_root:
         return EXIT_OK
     result = run.finish(plots=args.plots)
