@@ -518,7 +518,7 @@ def test_every_exercise_the_docs_name_exists():
     named = set()
     for page in [ROOT / "README.md", *(ROOT / "docs").rglob("*.md")]:
         if page.is_file():
-            named |= set(re.findall(r"chainrule\s+exercises\s+(?:start|check)\s+([\w-]+)",
+            named |= set(re.findall(r"chainrule\s+exercises\s+(?:start|check)\s+([a-z][\w-]*)",
                                     page.read_text(encoding="utf-8")))
     assert named and named <= set(exercises.EXERCISES), named - set(exercises.EXERCISES)
     assert {"value", "dense", "softmax-ce", "sgd-momentum", "conv2d", "mlp-mnist"} <= named

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 
 from ..distributed import launched_rank
@@ -44,7 +45,29 @@ __all__ = ["DEMOS", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run `chainrule ARGV` (default: sys.argv[1:]); returns the exit code."""
+    """Run `chainrule ARGV` (default: sys.argv[1:]); returns the exit code.
+
+    Under `mpiexec` every rank meets the same error and rank 0 alone says it; the launcher ends
+    the job when the first rank exits non-zero, so a quiet rank lingers a moment first, letting
+    rank 0 print its line (rank 0 exiting ends the quiet ones at once)."""
+    try:
+        code = _run(argv)
+    except SystemExit as exc:  # argparse: --help, or a usage error already said
+        _linger_if_quiet(exc.code)
+        raise
+    _linger_if_quiet(code)
+    return code
+
+
+def _linger_if_quiet(code) -> None:
+    if code and launched_rank() != 0:
+        time.sleep(QUIET_RANK_LINGER)
+
+
+QUIET_RANK_LINGER = 10.0  # seconds; the job ends sooner, as soon as rank 0 has said why
+
+
+def _run(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:

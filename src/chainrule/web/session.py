@@ -2,10 +2,11 @@
 
 A visitor is a random id in a cookie, signed by the server (HMAC-SHA256 with a key made when
 the process starts): only ids this server issued count, so a made-up cookie is treated as no
-cookie at all and cannot take a place in a bounded store. `SessionStore` maps ids to `DigitLab` copies of the
-loaded model, made on a visitor's first teach step and dropped by Reset; it holds at most
-`capacity` of them and forgets the least recently used one when full (an MLP 784-128-10 is
-about 0.4 MB, so 32 sessions stay small).
+cookie at all and cannot take a place in a bounded store.
+
+`SessionStore` maps ids to `DigitLab` copies of the loaded model, made on a visitor's first
+teach step and dropped by Reset; it holds at most `capacity` of them and forgets the least
+recently used one when full (an MLP 784-128-10 is about 0.4 MB, so 32 sessions stay small).
 
 A request without the cookie (a script, or a browser that refuses cookies) never gets a copy
 of its own, so it cannot push real visitors out: it is taught on one shared scratch copy that
