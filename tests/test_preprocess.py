@@ -160,7 +160,7 @@ def test_save_input_image(tmp_path):
     assert np.abs(back / 255.0 - a).max() <= 0.5 / 255 + 1e-6
 
 
-# ---- steps 6–7: stroke width and deskewing ------------------------------------------------------
+# ---- steps 6–7: stroke width and deskewing -----------------------------------------------------
 STEPS = {"deskew": True, "stroke_width": 2.0}
 
 
@@ -257,7 +257,7 @@ def test_load_digit_image_applies_the_steps(tmp_path):
     assert a.shape == (28, 28) and a.dtype == np.float32
 
 
-# ---- pictures that are not a digit on a plain background ------------------------------------------
+# ---- pictures that are not a digit on a plain background ---------------------------------------
 def test_shadowed_photo_is_refused_with_what_was_seen():
     img = np.asarray(draw_zero((200, 200), ink=30, paper=235, width=14, box=(60, 50, 140, 150)),
                      np.float32)
