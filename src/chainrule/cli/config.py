@@ -193,6 +193,23 @@ def load_data(cfg: TrainConfig):
     return train, val, (x_test, y_test)
 
 
+# the largest value each augmentation/standardisation flag takes (`RandomShift` refuses more)
+FLAG_LIMITS = {"rotate": 180.0, "scale": 0.9, "shear": 2.0, "elastic": 10.0, "thickness": 1.0,
+               "stroke_width": 8.0}
+
+
+def check_recipe(cfg: TrainConfig) -> None:
+    """Refuse out-of-range distortion and stroke-width settings before anything is written."""
+    for name, top in FLAG_LIMITS.items():
+        value = getattr(cfg, name)
+        if not (math.isfinite(value) and 0 <= value <= top):
+            flag = "--" + name.replace("_", "-")
+            raise RunError(f"{flag} must be between 0 and {top:g}, got {value:g}")
+    if 0 < cfg.stroke_width < 0.5:
+        raise RunError(f"--stroke-width must be 0 (off) or at least 0.5 px, got "
+                       f"{cfg.stroke_width:g}")
+
+
 def is_digit_data(name: str) -> bool:
     """Whether dataset `name` holds digits (deskewing and stroke widths mean something):
     its classes are 0–9, or it is a folder of IDX files (MNIST's format)."""

@@ -137,7 +137,7 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .config import is_digit_data
+    from .config import check_recipe, is_digit_data
     from .run import TrainConfig
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
@@ -146,6 +146,7 @@ def train_config(args):
     if not is_digit_data(cfg.data):  # deskewing a shoe means nothing
         cfg.deskew = given.get("deskew", False)
         cfg.stroke_width = given.get("stroke_width", 0.0)
+    check_recipe(cfg)
     if cfg.model == "cnn":
         for flag in ("hidden", "activation"):
             if getattr(args, flag) is not None:
