@@ -230,7 +230,7 @@ def test_standardise_follows_the_model_metadata():
     img = preprocess_array(np.asarray(draw_zero((100, 100), 0, 255, 8, (20, 15, 80, 85))))
     assert np.array_equal(standardise(img, None), img)  # older models: MNIST's steps only
     assert np.array_equal(standardise(img, {"deskew": False, "stroke_width": None}), img)
-    np.testing.assert_allclose(standardise(img, STEPS), deskew(normalise_strokes(img, 2.0)))
+    np.testing.assert_allclose(standardise(img, STEPS), normalise_strokes(deskew(img), 2.0))
     np.testing.assert_allclose(standardise(img, {"deskew": True}), deskew(img))
 
 

@@ -15,8 +15,8 @@ and, when the model was trained so (`chainrule train` does by default; its model
 under metadata["preprocessing"]), two classic steps that make digits from other hands look
 more alike, applied to the training digits and to yours the same way (`standardise`):
 
-    6. stroke width normalised to MNIST's median, 2 px (partial grey erosion or dilation)
-    7. deskewed: the slant measured by the second moments is sheared away
+    6. deskewed: the slant measured by the second moments is sheared away
+    7. stroke width normalised to MNIST's median, 2 px (partial grey erosion or dilation)
 
 `load_digit_image(path, preprocessing)` does them all, for `chainrule predict` and the web
 page alike; `preprocess_array(gray, preprocessing)` does 2–7 on an array. Both return float32
@@ -243,14 +243,14 @@ def preprocessing_steps(preprocessing: dict | None) -> tuple[float, bool]:
 
 def standardise(images: np.ndarray, preprocessing: dict | None = None) -> np.ndarray:
     """Steps 6–7 on one 28×28 input or a batch (n, 28, 28), as `preprocessing` (a model's
-    metadata["preprocessing"]) asks: stroke width normalisation, then deskewing. The same
+    metadata["preprocessing"]) asks: deskewing, then stroke width normalisation. The same
     function prepares the training digits (`chainrule train`) and yours (`predict`, web)."""
     width, skew = preprocessing_steps(preprocessing)
     out = np.asarray(images, np.float32)
+    if skew:  # first: stroke widths are measured and changed on the upright digit
+        out = deskew(out)
     if width:
         out = normalise_strokes(out, width)
-    if skew:
-        out = deskew(out)
     return out
 
 
