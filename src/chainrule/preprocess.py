@@ -315,7 +315,9 @@ def deskew(images: np.ndarray, max_skew: float = 1.0) -> np.ndarray:
 def stroke_width(images: np.ndarray) -> np.ndarray:
     """Mean stroke width in pixels of each image (n, h, w): a stroke of length L and width
     w has area A = L·w and outline ≈ 2L, so w ≈ 2A / outline, with the area Σ I and the
-    outline the total variation Σ |∂I/∂y| + |∂I/∂x| (exact for sharp-edged ink)."""
+    outline the total variation Σ |∂I/∂y| + |∂I/∂x|. Exact for sharp strokes along the axes;
+    a diagonal stroke reads up to √2 thinner. MNIST's digits and yours are measured alike, so
+    normalising to MNIST's median in these units is consistent."""
     images = np.asarray(images, np.float32)
     outline = (np.abs(np.diff(images, axis=1)).sum(axis=(1, 2), dtype=np.float64)
                + np.abs(np.diff(images, axis=2)).sum(axis=(1, 2), dtype=np.float64))
