@@ -49,11 +49,11 @@ class TrainConfig:
     schedule: str = "cosine"  # or "constant"
     augment: bool = True
     shift: int = 2
-    rotate: float = 0.0
-    scale: float = 0.0  # augmentation: each axis scaled by up to ±scale
-    shear: float = 0.0  # augmentation: x += k·y, |k| ≤ shear
-    elastic: float = 0.0  # augmentation: smooth random displacement, RMS px
-    thickness: float = 0.0  # augmentation: strokes thickened/thinned by up to this much
+    rotate: float = 10.0  # augmentation: degrees, either way
+    scale: float = 0.1  # augmentation: each axis scaled by up to ±scale
+    shear: float = 0.2  # augmentation: x += k·y, |k| ≤ shear
+    elastic: float = 1.0  # augmentation: smooth random displacement, RMS px
+    thickness: float = 0.5  # augmentation: strokes thickened/thinned by up to this much
     deskew: bool = True  # digits straightened by their moments (train and predict alike)
     stroke_width: float = 2.0  # strokes normalised to this width in px (0: off)
     val_size: int = 500  # training digits held out for per-epoch validation
