@@ -13,6 +13,7 @@ Every transform is a whole-batch NumPy operation (no Python loop over images) dr
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -236,11 +237,10 @@ def smooth_displacement(n: int, shape: tuple[int, int], size: float,
     """
     h, w = shape
     grid = rng.normal(0.0, size, size=(n, 2, knots, knots)).astype(np.float32)
-    u = _interpolation_matrix(h, knots).astype(np.float32)
-    v = _interpolation_matrix(w, knots).astype(np.float32)
-    return u @ grid @ v.T  # (n, 2, h, w)
+    return _interpolation_matrix(h, knots) @ grid @ _interpolation_matrix(w, knots).T
 
 
+@functools.lru_cache(maxsize=16)
 def _interpolation_matrix(length: int, knots: int) -> np.ndarray:
     """(length, knots): row i holds the linear-interpolation weights of pixel i between the
     knots spread evenly from the first pixel to the last."""
@@ -250,6 +250,8 @@ def _interpolation_matrix(length: int, knots: int) -> np.ndarray:
     m = np.zeros((length, knots))
     m[np.arange(length), lo] = 1 - frac
     m[np.arange(length), lo + 1] = frac
+    m = m.astype(np.float32)
+    m.flags.writeable = False  # cached: shared by every call
     return m
 
 
@@ -271,13 +273,16 @@ def sample_bilinear(images: np.ndarray, src_y: np.ndarray, src_x: np.ndarray) ->
     base += x0.astype(np.intp) + 1
     base += (np.arange(n, dtype=np.intp) * ((h + 3) * stride))[:, None, None]
     base = base.ravel()
-    flat = np.pad(images, ((0, 0), (1, 2), (1, 2))).ravel()
+    padded = np.zeros((n, h + 3, stride), images.dtype)
+    padded[:, 1 : h + 1, 1 : w + 1] = images
+    flat = padded.ravel()
     fy, fx = fy.ravel().astype(images.dtype, copy=False), fx.ravel().astype(images.dtype,
                                                                              copy=False)
+    # the four neighbours: `base` into the array shifted by 0, 1, stride, stride + 1
     top = flat.take(base)
-    top += fx * (flat.take(base + 1) - top)
-    bottom = flat.take(base + stride)
-    bottom += fx * (flat.take(base + stride + 1) - bottom)
+    top += fx * (flat[1:].take(base) - top)
+    bottom = flat[stride:].take(base)
+    bottom += fx * (flat[stride + 1 :].take(base) - bottom)
     top += fy * (bottom - top)
     return top.reshape(n, h, w)
 
