@@ -35,9 +35,9 @@ def _add_train(sub, common) -> None:
     t = sub.add_parser("train", parents=[common], help="train a digit classifier",
                        description="Train a network on MNIST-style digits. With no options: "
                        "MLP 784-128-10 (ReLU) on the bundled mnist-10k, SGD with momentum, "
-                       "cosine schedule, 30 epochs; digits deskewed and their strokes "
-                       "normalised (in predict too); augmented by shifts, rotations, scale, "
-                       "shear, elastic distortion and stroke thickness.")
+                       "cosine schedule, ±2 px shift augmentation, 30 epochs; digits "
+                       "deskewed and their strokes normalised (in predict too). --model cnn "
+                       "adds rotations, scale, shear, elastic distortion and stroke thickness.")
     t.add_argument("--data", metavar="NAME|DIR", help="mnist-10k (bundled, default), mnist, "
                    "fashion-mnist, or a folder of the four IDX files")
     t.add_argument("--model", choices=["mlp", "cnn"], help="network family (default mlp)")
@@ -63,11 +63,12 @@ def _add_train(sub, common) -> None:
     t.add_argument("--schedule", choices=["cosine", "constant"],
                    help="learning-rate schedule over the epochs (default cosine)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="train on the digits as they are (default: random distortions)")
+                   help="train on the digits as they are (default: random shifts; for the "
+                   "cnn also the distortions below)")
     t.add_argument("--shift", type=nonneg_int, metavar="PX",
                    help="augmentation: shift digits by up to PX pixels (default 2)")
     t.add_argument("--rotate", type=nonneg_float, metavar="DEG",
-                   help="augmentation: rotate digits by up to DEG degrees (default 10)")
+                   help="augmentation: rotate digits by up to DEG degrees (default 0; cnn 10)")
     _add_distortions(t)
     t.add_argument("--val-size", type=nonneg_int, metavar="N",
                    help="training digits held out for validation each epoch (default 500)")
@@ -78,14 +79,15 @@ def _add_train(sub, common) -> None:
 def _add_distortions(t) -> None:
     """The augmentations beyond shifts and rotations, and the digit standardisation."""
     t.add_argument("--scale", type=nonneg_float, metavar="FRAC",
-                   help="augmentation: scale each axis by up to ±FRAC (default 0.1)")
+                   help="augmentation: scale each axis by up to ±FRAC (default 0; cnn 0.1)")
     t.add_argument("--shear", type=nonneg_float, metavar="K",
-                   help="augmentation: shear x by up to ±K·y (default 0.2)")
+                   help="augmentation: shear x by up to ±K·y (default 0; cnn 0.2)")
     t.add_argument("--elastic", type=nonneg_float, metavar="PX",
-                   help="augmentation: smooth random distortion of about PX pixels (default 1)")
+                   help="augmentation: smooth random distortion of about PX pixels "
+                   "(default 0; cnn 1)")
     t.add_argument("--thickness", type=nonneg_float, metavar="FRAC",
                    help="augmentation: thicken or thin strokes by up to FRAC of a pixel "
-                   "each side (default 0.5)")
+                   "each side (default 0; cnn 0.5)")
     t.add_argument("--no-deskew", dest="deskew", action="store_false", default=None,
                    help="do not straighten slanted digits (default: deskew, in training and "
                    "in predict alike)")
@@ -139,7 +141,7 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .config import check_recipe, is_digit_data
+    from .config import CNN_DISTORTIONS, check_recipe, is_digit_data
     from .run import TrainConfig
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
@@ -155,6 +157,9 @@ def train_config(args):
                 raise CLIError(f"--{flag} applies to --model mlp only")
         if args.epochs is None:
             cfg.epochs = CNN_EPOCHS
+        for name, value in CNN_DISTORTIONS.items():  # its default recipe
+            if getattr(args, name) is None:
+                setattr(cfg, name, value)
     return cfg
 
 
