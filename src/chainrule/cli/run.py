@@ -255,8 +255,8 @@ class Run:
             more = {"scale ±": c.scale, "shear ±": c.shear, "elastic ": c.elastic,
                     "stroke ±": c.thickness}
             aug += "".join(f", {k}{v:g}" for k, v in more.items() if v)
-        steps = ([f", strokes → {c.stroke_width:g} px"] if c.stroke_width else []) + (
-            [", deskewed"] if c.deskew else [])
+        steps = ([", deskewed"] if c.deskew else []) + (
+            [f", strokes → {c.stroke_width:g} px"] if c.stroke_width else [])
         opt = c.optimizer + (f" (momentum {c.momentum:g})" if c.optimizer == "sgd" else "")
         stop = f", stop after {c.batches} batches" if c.batches else ""
         return (f"{describe_model(self.model)}, {self.model.num_parameters():,} parameters\n"
