@@ -144,7 +144,7 @@ def test_backprop_table_is_the_demos_output():
 def test_tutorial_pages_have_code():
     """Each chapter teaches with code the tests run, not only prose."""
     chapters = sorted((ROOT / "docs" / "tutorial").glob("*.md"))
-    assert len(chapters) == 13, [c.name for c in chapters]  # 1–9 plus 3a, 3b, 3c and 7a
+    assert len(chapters) == 14, [c.name for c in chapters]  # 1–9 plus 3a, 3b, 3c, 7a and 7b
     for chapter in chapters:
         assert any(b.runs for b in code_blocks(chapter)), f"{chapter.name} has no python block"
 
