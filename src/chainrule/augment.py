@@ -1,13 +1,17 @@
-"""Training-time augmentation for digit images: random shifts and small rotations, batched.
+"""Training-time augmentation for digit images: shifts, rotations and hand-like distortions,
+batched.
 
 Moving a handwritten 3 two pixels to the left is still a 3. Showing the network slightly
 moved (and slightly turned) copies of the training digits each epoch teaches it that, and
-is worth about a point of test accuracy for an MLP on a few thousand MNIST digits.
+is worth about a point of test accuracy for an MLP on a few thousand MNIST digits. Scaling,
+shearing, elastic bending and thicker or thinner strokes imitate how other people's digits
+differ from MNIST's (`chainrule train --model cnn` uses them all; docs/results.md says what
+each bought).
 
 Every transform is a whole-batch NumPy operation (no Python loop over images) drawn from the
 `numpy.random.Generator` that `fit` passes in, so a seed fixes every epoch's digits.
 
-    aug = RandomShift(max_shift=2, max_rotation=10)
+    aug = RandomShift(max_shift=2, max_rotation=10, elastic=1.0, max_thickness=0.5)
     fit(model, loss_fn, opt, x, y, augment=aug, seed=0)   # aug(xb, yb, rng) each batch
 """
 
