@@ -158,3 +158,152 @@ def test_save_input_image(tmp_path):
     back = np.asarray(Image.open(path))
     assert back.shape == (28, 28) and back.dtype == np.uint8
     assert np.abs(back / 255.0 - a).max() <= 0.5 / 255 + 1e-6
+
+
+# ---- steps 6–7: stroke width and deskewing -----------------------------------------------------
+STEPS = {"deskew": True, "stroke_width": 2.0}
+
+
+def slanted_bar(k, width=2, length=16):
+    """A bar `width` px wide whose column moves k px per row down (a digit slanted by k)."""
+    img = np.zeros((28, 28), np.float32)
+    for i, y in enumerate(range(6, 6 + length)):
+        x = 13 + k * (i - length / 2)
+        x0 = int(np.floor(x))
+        img[y, x0 : x0 + width] = 1.0
+    return img
+
+
+def test_deskew_straightens_a_slanted_bar():
+    from chainrule.preprocess import deskew
+
+    for k in (-0.4, 0.3):
+        img = slanted_bar(k)
+        out = deskew(img)
+        cy, cx = centre_of_mass(img)
+        ys, xs = np.indices(out.shape)
+        oy, ox = centre_of_mass(out)
+        cov = (out * (ys - oy) * (xs - ox)).sum() / out.sum()
+        assert abs(cov) < 0.1 * abs((img * (ys - cy) * (xs - cx)).sum() / img.sum())
+        assert (oy, ox) == pytest.approx((cy, cx), abs=0.3)  # the centre of mass stays put
+
+
+def test_deskew_leaves_an_upright_digit_alone_and_batches_like_single_images():
+    from chainrule.preprocess import deskew
+
+    upright = slanted_bar(0.0)
+    assert np.abs(deskew(upright) - upright).max() < 1e-6
+    batch = np.stack([slanted_bar(k) for k in (-0.3, 0.0, 0.2)])
+    out = deskew(batch)
+    for one, img in zip(out, batch):
+        np.testing.assert_allclose(one, deskew(img), atol=1e-6)
+
+
+def test_stroke_width_measures_bars():
+    from chainrule.preprocess import stroke_width
+
+    bars = np.zeros((3, 28, 28), np.float32)
+    for i, w in enumerate((1, 3, 5)):
+        bars[i, 4:24, 12 : 12 + w] = 1.0
+    # 2·area / outline: 2·20w / (2·20 + 2w) → w·20/(20 + w)
+    np.testing.assert_allclose(stroke_width(bars), [w * 20 / (20 + w) for w in (1, 3, 5)],
+                               rtol=1e-6)
+
+
+def test_normalise_strokes_brings_thick_and_thin_towards_the_target():
+    from chainrule.preprocess import normalise_strokes, stroke_width
+
+    zeros = [draw_zero((280, 280), ink=0, paper=255, width=w, box=(60, 40, 220, 240))
+             for w in (6, 20, 45)]
+    images = np.stack([preprocess_array(np.asarray(z)) for z in zeros])
+    before = stroke_width(images)
+    after = stroke_width(normalise_strokes(images, 2.0))
+    assert before[0] < 1.8 and before[2] > 3.0  # thin and thick to start with
+    assert np.all(np.abs(after - 2.0) < np.abs(before - 2.0))
+    assert np.all(np.abs(after - 2.0) < 0.6)
+    assert normalise_strokes(images).max(axis=(1, 2)) == pytest.approx([1, 1, 1])
+
+
+def test_standardise_follows_the_model_metadata():
+    from chainrule.preprocess import deskew, normalise_strokes, standardise
+
+    img = preprocess_array(np.asarray(draw_zero((100, 100), 0, 255, 8, (20, 15, 80, 85))))
+    assert np.array_equal(standardise(img, None), img)  # older models: MNIST's steps only
+    assert np.array_equal(standardise(img, {"deskew": False, "stroke_width": None}), img)
+    np.testing.assert_allclose(standardise(img, STEPS), normalise_strokes(deskew(img), 2.0))
+    np.testing.assert_allclose(standardise(img, {"deskew": True}), deskew(img))
+
+
+@pytest.mark.parametrize("steps", [
+    {"deskew": "yes"}, {"stroke_width": -1}, {"stroke_width": 0.1}, {"stroke_width": 100},
+    {"stroke_width": float("nan")}, {"stroke_width": True}, {"stroke_width": "2"},
+    {"stroke_width": [2]}, ["deskew"], "deskew",
+])
+def test_hostile_preprocessing_metadata_is_refused(steps):
+    img = np.zeros((28, 28), np.float32)
+    img[5:20, 13:15] = 1
+    with pytest.raises(ImageError, match="preprocessing"):
+        preprocess_array(img, steps)
+
+
+def test_load_digit_image_applies_the_steps(tmp_path):
+    img = draw_zero((200, 160), ink=20, paper=240, width=30, box=(30, 30, 130, 170))
+    path = tmp_path / "thick-zero.png"
+    img.save(path)
+    from chainrule.preprocess import standardise
+
+    a = load_digit_image(path, STEPS)
+    np.testing.assert_allclose(a, standardise(load_digit_image(path), STEPS), atol=1e-6)
+    assert a.shape == (28, 28) and a.dtype == np.float32
+
+
+# ---- pictures that are not a digit on a plain background ---------------------------------------
+def test_shadowed_photo_is_refused_with_what_was_seen():
+    img = np.asarray(draw_zero((200, 200), ink=30, paper=235, width=14, box=(60, 50, 140, 150)),
+                     np.float32)
+    shadow = np.linspace(0.35, 1.0, 200)[None, :]  # light falling off to the left
+    photo = np.uint8(img * shadow)
+    with pytest.raises(ImageError, match="background is not plain.*shadows") as info:
+        preprocess_array(photo, STEPS)
+    assert info.value.seen is not None and info.value.seen.shape == (28, 28)
+
+
+def test_mostly_ink_picture_is_refused():
+    """A white sheet with a dark digit, photographed on a dark table: the border says
+    "dark background", so the paper itself would be taken for ink."""
+    photo = np.full((200, 200), 20, np.uint8)
+    photo[20:180, 20:180] = 235
+    photo[60:140, 90:105] = 25  # the digit: a 1
+    with pytest.raises(ImageError, match="looks like ink.*inverted") as info:
+        preprocess_array(photo)
+    assert info.value.seen is not None
+
+
+def test_messages_are_one_line_and_name_the_file(tmp_path):
+    path = tmp_path / "table.png"
+    photo = np.full((100, 100), 20, np.uint8)
+    photo[10:90, 10:90] = 235
+    Image.fromarray(photo).save(path)
+    with pytest.raises(ImageError) as info:
+        load_digit_image(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert info.value.seen is not None  # passed on with the file's name added
+
+
+@pytest.mark.parametrize("case", ["vignette", "edge_stroke", "noisy_jpeg"])
+def test_ordinary_pictures_are_not_refused(case):
+    img = np.asarray(draw_zero((200, 200), ink=30, paper=235, width=14, box=(60, 50, 140, 150)),
+                     np.float32)
+    if case == "vignette":  # a phone photo's gentle fall-off of light
+        ys, xs = np.indices(img.shape)
+        img = img * (1 - 0.15 * ((ys - 100) ** 2 + (xs - 100) ** 2) / 100**2)
+    elif case == "edge_stroke":  # a stroke running off the edge of the picture
+        img[150:200, 95:110] = 30
+    else:
+        buf = io.BytesIO()
+        noisy = img + np.random.default_rng(0).normal(0, 8, img.shape)
+        Image.fromarray(np.uint8(np.clip(noisy, 0, 255))).save(buf, format="JPEG", quality=60)
+        img = np.asarray(Image.open(buf), np.float32)
+    out = preprocess_array(np.uint8(np.clip(img, 0, 255)), STEPS)
+    assert out.shape == (28, 28) and out.max() == pytest.approx(1.0, abs=0.02)

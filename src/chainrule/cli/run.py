@@ -233,7 +233,7 @@ class Run:
         return {
             "class_names": self.classes,
             "input_shape": list(IMAGE_SHAPE),
-            "preprocessing": PREPROCESSING,
+            "preprocessing": {**PREPROCESSING, **self.cfg.preprocessing()},
             "data": {"name": self.cfg.data, "n_train": len(x_train),
                      "n_val": 0 if val is None else len(val[0]), "n_test": len(x_test)},
             "training": {
@@ -268,10 +268,16 @@ class Run:
         aug = "off"
         if c.augment:
             aug = f"shifts ±{c.shift} px" + (f", rotations ±{c.rotate:g}°" if c.rotate else "")
+            more = {"scale ±": c.scale, "shear ±": c.shear, "elastic ": c.elastic,
+                    "stroke ±": c.thickness}
+            aug += "".join(f", {k}{v:g}" for k, v in more.items() if v)
+        steps = ([", deskewed"] if c.deskew else []) + (
+            [f", strokes → {c.stroke_width:g} px"] if c.stroke_width else [])
         opt = c.optimizer + (f" (momentum {c.momentum:g})" if c.optimizer == "sgd" else "")
         stop = f", stop after {c.batches} batches" if c.batches else ""
         return (f"{describe_model(self.model)}, {self.model.num_parameters():,} parameters\n"
-                f"data {c.data}: {len(x):,} train / {n_val:,} validation / {len(xt):,} test\n"
+                f"data {c.data}: {len(x):,} train / {n_val:,} validation / {len(xt):,} test"
+                f"{''.join(steps)}\n"
                 f"{opt} lr {c.lr:g}, {c.schedule} schedule, batch {c.batch_size or 'full'}, "
                 f"{c.epochs} epochs{stop}, augmentation {aug}, seed {c.seed}\n"
                 f"run folder {self.out}" + self._ranks_line())
@@ -323,7 +329,7 @@ class Run:
         if self.remaining_epochs == 0:
             return self.history
         (x, y), val, _ = self.data
-        augment = RandomShift(self.cfg.shift, self.cfg.rotate) if self.cfg.augment else None
+        augment = RandomShift(**self.cfg.augmentation()) if self.cfg.augment else None
         max_batches = None if self.cfg.batches is None else self.cfg.batches - self.batches_done
         start = time.perf_counter()
         base_seconds = self.train_seconds

@@ -22,7 +22,8 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, failure, on
 
 TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches", "lr",
                "optimizer", "momentum", "weight_decay", "schedule", "augment", "shift",
-               "rotate", "val_size", "seed")
+               "rotate", "val_size", "seed", "scale", "shear", "elastic", "thickness",
+               "deskew", "stroke_width")
 CNN_EPOCHS = 12  # a CNN epoch costs ~30 MLP epochs of arithmetic
 
 
@@ -41,7 +42,9 @@ def _add_train(sub, common) -> None:
     t = sub.add_parser("train", parents=[common], help="train a digit classifier",
                        description="Train a network on MNIST-style digits. With no options: "
                        "MLP 784-128-10 (ReLU) on the bundled mnist-10k, SGD with momentum, "
-                       "cosine schedule, ±2 px shift augmentation, 30 epochs.")
+                       "cosine schedule, ±2 px shift augmentation, 30 epochs; digits "
+                       "deskewed and their strokes normalised (in predict too). --model cnn "
+                       "adds rotations, scale, shear, elastic distortion and stroke thickness.")
     t.add_argument("--data", metavar="NAME|DIR", help="mnist-10k (bundled, default), mnist, "
                    "fashion-mnist, or a folder of the four IDX files")
     t.add_argument("--model", choices=["mlp", "cnn"], help="network family (default mlp)")
@@ -67,15 +70,37 @@ def _add_train(sub, common) -> None:
     t.add_argument("--schedule", choices=["cosine", "constant"],
                    help="learning-rate schedule over the epochs (default cosine)")
     t.add_argument("--no-augment", dest="augment", action="store_false", default=None,
-                   help="train on the digits as they are (default: random shifts)")
+                   help="train on the digits as they are (default: random shifts; for the "
+                   "cnn also the distortions below)")
     t.add_argument("--shift", type=nonneg_int, metavar="PX",
                    help="augmentation: shift digits by up to PX pixels (default 2)")
     t.add_argument("--rotate", type=nonneg_float, metavar="DEG",
-                   help="augmentation: rotate digits by up to DEG degrees (default 0)")
+                   help="augmentation: rotate digits by up to DEG degrees (default 0; cnn 10)")
+    _add_distortions(t)
     t.add_argument("--val-size", type=nonneg_int, metavar="N",
                    help="training digits held out for validation each epoch (default 500)")
     _add_train_outputs(t)
     t.set_defaults(func=cmd_train, parser=t)
+
+
+def _add_distortions(t) -> None:
+    """The augmentations beyond shifts and rotations, and the digit standardisation."""
+    t.add_argument("--scale", type=nonneg_float, metavar="FRAC",
+                   help="augmentation: scale each axis by up to ±FRAC (default 0; cnn 0.1)")
+    t.add_argument("--shear", type=nonneg_float, metavar="K",
+                   help="augmentation: shear x by up to ±K·y (default 0; cnn 0.2)")
+    t.add_argument("--elastic", type=nonneg_float, metavar="PX",
+                   help="augmentation: smooth random distortion of about PX pixels "
+                   "(default 0; cnn 1)")
+    t.add_argument("--thickness", type=nonneg_float, metavar="FRAC",
+                   help="augmentation: thicken or thin strokes by up to FRAC of a pixel "
+                   "each side (default 0; cnn 0.5)")
+    t.add_argument("--no-deskew", dest="deskew", action="store_false", default=None,
+                   help="do not straighten slanted digits (default: deskew, in training and "
+                   "in predict alike)")
+    t.add_argument("--stroke-width", type=nonneg_float, metavar="PX",
+                   help="normalise stroke widths to PX pixels, 0 = off (default 2, MNIST's "
+                   "median; in training and in predict alike)")
 
 
 def _add_train_outputs(t) -> None:
@@ -123,17 +148,24 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .config import TrainConfig
+    from .config import CNN_DISTORTIONS, TrainConfig, check_recipe, is_digit_data
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
     cfg = TrainConfig(**given)
     cfg.lr = cfg.resolved_lr()
+    if not is_digit_data(cfg.data):  # deskewing a shoe means nothing
+        cfg.deskew = given.get("deskew", False)
+        cfg.stroke_width = given.get("stroke_width", 0.0)
+    check_recipe(cfg)
     if cfg.model == "cnn":
         for flag in ("hidden", "activation"):
             if getattr(args, flag) is not None:
                 raise CLIError(f"--{flag} applies to --model mlp only")
         if args.epochs is None:
             cfg.epochs = CNN_EPOCHS
+        for name, value in CNN_DISTORTIONS.items():  # its default recipe
+            if getattr(args, name) is None:
+                setattr(cfg, name, value)
     return cfg
 
 
@@ -252,11 +284,13 @@ def cmd_evaluate(args) -> int:
     from .. import data as datasets
     from ..losses import SoftmaxCrossEntropy
     from ..metrics import accuracy, confusion_matrix, precision_recall
+    from ..preprocess import standardise
     from ..train import predict
 
     ckpt = _load_model(args.model)
     name = args.data or ckpt.metadata.get("data", {}).get("name") or "mnist-10k"
     _, (x, y) = datasets.load(name, progress=not args.json)
+    x = standardise(x, ckpt.metadata.get("preprocessing"))  # as the model was trained
     try:
         logits = predict(ckpt.model, x, batch_size=256)
     except ValueError as exc:
@@ -310,18 +344,21 @@ def _show_folder(args) -> Path | None:
 
 def cmd_predict(args) -> int:
     from ..activations import softmax
-    from ..preprocess import ImageError, load_digit_image, save_input_image
+    from ..preprocess import ImageError, load_digit_image, preprocessing_steps, save_input_image
     from ..train import predict
 
     ckpt = _load_model(args.model)
     names = ckpt.metadata.get("class_names") or [str(i) for i in range(10)]
+    steps = ckpt.metadata.get("preprocessing")  # as the model's training digits were prepared
+    preprocessing_steps(steps)  # a model file with unusable steps: one error, not one per image
     show = _show_folder(args)
     failed = 0
     for image_path in args.images:
         try:
-            image = load_digit_image(image_path)
+            image = load_digit_image(image_path, steps)
         except ImageError as exc:
-            print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
+            print(f"chainrule: error: {one_line(exc)}{_what_was_seen(exc, show, image_path)}",
+                  file=sys.stderr)
             failed += 1
             continue
         try:
@@ -335,6 +372,20 @@ def cmd_predict(args) -> int:
             save_input_image(image, target)
         _print_prediction(args, image_path, names, probs, digit)
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _what_was_seen(exc, show: Path | None, image_path: str) -> str:
+    """The end of a refused picture's message: where the input it would have made was
+    saved (with --show-input), or how to see it."""
+    from ..preprocess import save_input_image
+
+    if exc.seen is None:
+        return ""
+    if show is None:
+        return "; see what the network would get with --show-input PATH.png"
+    target = show / f"{Path(image_path).stem}-input.png" if show.is_dir() else show
+    save_input_image(exc.seen, target)
+    return f"; what the network would get is in {target}"
 
 
 def _print_prediction(args, image_path: str, names: list[str], probs, digit: int) -> None:

@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..module import Module
+from ..preprocess import preprocessing_steps, standardise
 from .decode import (  # noqa: F401  (re-exported: `chainrule.web.app` was their home)
     DECODE_SLOTS,
     IMAGE_FORMATS,
@@ -152,6 +153,7 @@ def evaluate_on_test_split(lab: DigitLab, metadata: dict, enabled: bool = True) 
     except (ValueError, OSError):
         return {}
     snapshot = lab.copy()
+    x = standardise(x, metadata.get("preprocessing"))  # as the model's training digits were
     logits = predict(snapshot.model, x.reshape(len(x), *snapshot.input_shape))
     k = lab.num_classes
     pred = logits.argmax(axis=1)
@@ -227,6 +229,8 @@ class WebApi:
         self.lab, self.sessions, self.info = lab, sessions, info
         self._downloads: dict[str, bytes] = {}
         self._downloads_lock = threading.Lock()
+        self.steps = info.metadata.get("preprocessing")  # drawings prepared as `predict` does
+        preprocessing_steps(self.steps)  # a model file with unusable steps is refused here
         self.static = {name: resources.files(__package__).joinpath("static", name).read_bytes()
                        for name in STATIC}
 
@@ -242,7 +246,7 @@ class WebApi:
 
     async def predict(self, request: Request) -> Response:
         check_origin(request)
-        image, _ = await image_from_request(request, await read_body(request))
+        image, _ = await image_from_request(request, await read_body(request), self.steps)
         sid = session_id(request)
         result = await run_in_threadpool(self.sessions.lab_for_predict(sid).predict, image)
         result["taught"] = sid is not None and sid in self.sessions
@@ -254,7 +258,7 @@ class WebApi:
         label = check_label(payload.get("label"), self.lab.num_classes)
         lr = check_lr(payload.get("lr", DEFAULT_LR))
         data = decode_image_field(payload.get("image"))
-        image = await run_in_threadpool(digit_from_bytes, data)
+        image = await run_in_threadpool(digit_from_bytes, data, self.steps)
         sid = session_id(request)
         if sid is None:  # no cookie yet: a one-off step that takes no visitor's place
             result = await run_in_threadpool(self.sessions.teach_once, image, label, lr)

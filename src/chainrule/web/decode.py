@@ -85,8 +85,10 @@ def decode_image_field(value) -> bytes:
         raise ApiError(400, '"image" is not valid base64') from None
 
 
-def digit_from_bytes(data: bytes) -> np.ndarray:
-    """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`.
+def digit_from_bytes(data: bytes, preprocessing: dict | None = None) -> np.ndarray:
+    """The 28×28 network input for an encoded image, prepared by `chainrule.preprocess`
+    exactly as `chainrule predict` prepares a file (`load_digit_image`), with the steps the
+    model was trained with (its metadata["preprocessing"]).
 
     Memory stays bounded whatever arrives: the declared size is checked before decoding
     (at most MAX_SIDE px a side and MAX_PIXELS in all), at most DECODE_SLOTS large images
@@ -97,7 +99,7 @@ def digit_from_bytes(data: bytes) -> np.ndarray:
         raise ApiError(400, "empty body: send a PNG or JPEG image")
     small = shrink_image(data)
     try:
-        return load_digit_image(small)
+        return load_digit_image(small, preprocessing)
     except ImageError as exc:
         message = str(exc).removeprefix("<image bytes>: ")
         raise ApiError(400, message) from None
@@ -159,11 +161,14 @@ def _resizable(img: Image.Image) -> Image.Image:
     return img
 
 
-async def image_from_request(request: Request, body: bytes) -> tuple[np.ndarray, dict]:
-    """(28×28 input, JSON payload or {}) from raw image bytes or a JSON body."""
+async def image_from_request(
+    request: Request, body: bytes, preprocessing: dict | None = None
+) -> tuple[np.ndarray, dict]:
+    """(28×28 input, JSON payload or {}) from raw image bytes or a JSON body, prepared with
+    the model's `preprocessing` steps."""
     content_type = request.headers.get("content-type", "").lower()
     payload: dict = {}
     if "json" in content_type or body.lstrip()[:1] == b"{":
         payload = parse_json(body)
         body = decode_image_field(payload.get("image"))
-    return await run_in_threadpool(digit_from_bytes, body), payload
+    return await run_in_threadpool(digit_from_bytes, body, preprocessing), payload
