@@ -167,7 +167,9 @@ def test_divergence_stops_with_advice_and_keeps_a_checkpoint(tmp_path):
 
 
 def test_ctrl_c_checkpoints_and_resume_is_exact(tmp_path):
-    args = ["train", "--epochs", "6", "--seed", "3", "--quiet", "--no-plots"]
+    # 40 short epochs: Ctrl-C lands long before the end even when a busy machine starves this
+    # process (with 6, a loaded machine sometimes finished the run before the signal arrived)
+    args = ["train", "--epochs", "40", "--seed", "3", "--quiet", "--no-plots"]
     full = tmp_path / "full"
     assert run(*args, "--out", full).returncode == 0
     cut = tmp_path / "cut"
@@ -186,10 +188,10 @@ def test_ctrl_c_checkpoints_and_resume_is_exact(tmp_path):
     assert proc.returncode == 130, err
     assert f"chainrule train --resume {cut}" in err and "Traceback" not in err
     done = cr.load_checkpoint(cut).metadata["training"]["epochs_done"]
-    assert 1 <= done < 6
+    assert 1 <= done < 40
     resumed = run("train", "--resume", cut, "--json", "--quiet", "--no-plots")
     assert resumed.returncode == 0, resumed.stderr
-    assert last_json(resumed)["epochs"] == 6
+    assert last_json(resumed)["epochs"] == 40
     a, b = arrays(full / "model.npz"), arrays(cut / "model.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
