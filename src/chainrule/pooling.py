@@ -10,15 +10,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._threads import outer_axis, parts, run
-from .conv import _compact, _like, _pair, output_size
+from ._windows import along as _along
+from ._windows import compact as _compact
+from ._windows import like as _like
+from ._windows import output_size
+from ._windows import pair as _pair
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error, shape_str
-
-
-def _along(a: np.ndarray, axis: int, i: int, stride: int, n: int) -> np.ndarray:
-    """Offset i of n windows along `axis`: a[..., i + stride·t, ...] for t < n (a view)."""
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(i, i + stride * (n - 1) + 1, stride)
-    return a[tuple(index)]
 
 
 def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
@@ -151,6 +148,13 @@ class _Pool2D(Module):
         )
         return x, out
 
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y, self._cache = self.forward_with_cache(x)
+        return y
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        return self.backward_from_cache(self._cache, grad_out, input_grad)
+
     def _pad_to_windows(self, x: np.ndarray, out: tuple[int, int], fill: float) -> np.ndarray:
         """x extended at the bottom and right with `fill` so that ceil_mode's partial last
         windows are whole ones (x itself when every window fits)."""
@@ -184,7 +188,8 @@ class MaxPool2D(_Pool2D):
     The forward keeps the winning offset of each pass (uint8), not a mask of the input.
     """
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+        """y and what backward needs (None in eval mode): the input and each pass's winners."""
         x, (ho, wo) = self._check(x)
         in_shape = x.shape
         x = self._pad_to_windows(x, (ho, wo), -np.inf)
@@ -203,8 +208,7 @@ class MaxPool2D(_Pool2D):
 
             winners = run(pool_piece, pieces)
         keep = keeps_cache(self)
-        self._cache = (x, pieces, winners, in_shape, (ho, wo)) if keep else None
-        return y
+        return y, ((x, pieces, winners, in_shape, (ho, wo)) if keep else None)
 
     def _pool(self, x: np.ndarray, ho: int, wo: int):
         """y (N, C, Ho, Wo) and what backward needs: (rows, col_arg, row_arg)."""
@@ -217,10 +221,13 @@ class MaxPool2D(_Pool2D):
         # leftmost maximum of that row, which is exactly what strict > picks in each pass
         return y, (rows, col_arg, row_arg)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """dL/dx from dL/dy and a cache of `forward_with_cache` (None unless input_grad)."""
+        if cache is None:
             raise no_cache_error(self._name)
-        x, pieces, winners, in_shape, out = self._cache
+        x, pieces, winners, in_shape, out = cache
         grad_out = self._grad(grad_out, (*in_shape[:2], *out), x.dtype)
         if not input_grad:
             return None
@@ -259,7 +266,8 @@ class AvgPool2D(_Pool2D):
     padding). Backward needs only shapes, so it also works after an eval-mode forward.
     """
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """y and its shapes (all backward needs, so kept in eval mode too)."""
         x, (ho, wo) = self._check(x)
         (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
         x = self._pad_to_windows(x, (ho, wo), 0.0)
@@ -270,8 +278,7 @@ class AvgPool2D(_Pool2D):
         for t in range(1, kh):
             y += _along(rows, 2, t, sh, ho)
         y *= self._inverse_counts(in_shape, (ho, wo), y.dtype)
-        self._cache = (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
-        return y
+        return y, (in_shape, x.shape, rows.shape, (ho, wo), x.dtype)  # shapes only
 
     def _inverse_counts(self, in_shape: tuple, out: tuple, dtype) -> np.ndarray:
         """1/(inputs in each window): 1/(kh·kw), or per window (Ho, Wo) with ceil_mode."""
@@ -282,10 +289,13 @@ class AvgPool2D(_Pool2D):
             counts.append(np.minimum(start + k, n) - start)
         return (1.0 / np.multiply.outer(counts[0], counts[1])).astype(dtype)
 
-    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if self._cache is None:
+    def backward_from_cache(
+        self, cache, grad_out: np.ndarray, input_grad: bool = True
+    ) -> np.ndarray | None:
+        """dL/dx from dL/dy and the shapes `forward_with_cache` kept."""
+        if cache is None:
             raise no_cache_error(self._name)
-        in_shape, padded_shape, rows_shape, out, dtype = self._cache
+        in_shape, padded_shape, rows_shape, out, dtype = cache
         grad_out = self._grad(grad_out, (*in_shape[:2], *out), dtype)
         if not input_grad:
             return None
