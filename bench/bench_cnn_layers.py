@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
             grads[k] = g
             g = model.layers[k].backward(g, input_grad=k > 0)
         for k, layer in enumerate(model.layers):
-            fwd = best(lambda: layer(inputs[k]), args.repeats)
-            bwd = best(lambda: layer.backward(grads[k], input_grad=k > 0), args.repeats)
+            fwd = best(lambda layer=layer, a=inputs[k]: layer(a), args.repeats)
+            bwd = best(lambda layer=layer, g=grads[k], k=k: layer.backward(g, input_grad=k > 0),
+                       args.repeats)  # fmt: skip
             rows.append((type(layer).__name__, fwd, bwd))
             total += fwd + bwd
 

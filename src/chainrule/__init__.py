@@ -1,7 +1,6 @@
 """chainrule: neural networks from scratch in NumPy, every gradient visible and checkable."""
 
 from . import data, models, optim, scalar
-from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping
@@ -22,6 +21,7 @@ from .normalization import BatchNorm1d, BatchNorm2d
 from .pooling import AvgPool2D, MaxPool2D
 from .regularization import Dropout
 from .serialize import ModelFileError, load, load_checkpoint, save
+from .threads import get_num_threads, set_num_threads
 from .train import History, TrainingDiverged, evaluate, fit, predict
 from .value import Value
 
