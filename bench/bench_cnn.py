@@ -5,8 +5,8 @@
 
 The first figure is the one a user sees: each framework ALONE in its own fresh process
 (`--worker NAME`, started by this script), with its own default threading (chainrule: the
-BLAS and elementwise threads `chainrule train` picks, `chainrule.threads.plan`; torch: its
-default), a 2-batch warm-up, then one timed epoch. `--alone-rounds` (default 3) rounds
+BLAS and elementwise threads `chainrule train` picks, `chainrule.threads.threads_for`;
+torch: its default), a 2-batch warm-up, then one timed epoch. `--alone-rounds` (default 3) rounds
 alternate chainrule, torch, chainrule, ...; the best of each counts:
     ratio cnn_epoch_alone <chainrule seconds / torch seconds>
 
@@ -127,30 +127,23 @@ def alone_epoch(name: str, images: int, batch_size: int, synthetic: bool) -> tup
         import torch
 
         step, x, y = torch_step((32, 64)), torch.from_numpy(x), torch.from_numpy(y)
-        limit = None
+        blas = None
     else:
-        from chainrule.threads import plan
+        from chainrule.threads import get_num_threads, set_num_threads, threads_for
 
         step = chainrule_step((32, 64))
-        model = cr.models.cnn(seed=0)
-        limit = plan(model, (1, 28, 28), batch_size)  # what `chainrule train` would pick
-        limit.apply_elementwise()
-    ctx = threadpool_limits(limits=limit.blas, user_api="blas") if limit else _nothing()
-    with ctx:
+        # what `chainrule train` picks: `threads_for`, chainrule's own threads capped by it
+        blas = threads_for(cr.models.cnn(seed=0), (1, 28, 28), batch_size)
+        set_num_threads(min(blas, get_num_threads()))
+    from chainrule.threads import blas_limit
+
+    with blas_limit(blas):
         for i in range(0, 2 * batch_size, batch_size):
             step(x[i : i + batch_size], y[i : i + batch_size])
         t0 = time.perf_counter()
         for i in range(0, len(x), batch_size):
             step(x[i : i + batch_size], y[i : i + batch_size])
         return time.perf_counter() - t0, _threads_note(name)
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def alone_rounds(args) -> dict[str, list[float]]:

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import blas_info, ratio_line, reexec_without_openblas_overrides, table  # noqa: E402
 
-from chainrule.threads import PARALLEL_MIN_MACS, available_cores, threads_for_macs  # noqa: E402
+from chainrule.threads import PARALLEL_MIN_MACS, free_cores, threads_for_macs  # noqa: E402
 
 
 def workload_gemms() -> dict[str, list[tuple[str, int, int, int]]]:
@@ -138,10 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="square size for the peak")
     args = parser.parse_args(argv)
     print(f"BLAS: {blas_info()}")
-    spare = available_cores()  # what `chainrule train` gives a big model, whatever the load
+    spare = free_cores()  # what `chainrule train` would give a big model now
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"1-minute load average {load:.2f} on {os.cpu_count()} cores; cores for big GEMMs: "
-          f"{spare}")
+    print(f"1-minute load average {load:.2f} on {os.cpu_count()} cores; free cores now: {spare}")
 
     s = args.size
     peak = measure(s, s, s, args.repeat)

@@ -46,14 +46,51 @@ def test_small_products_get_one_thread_big_ones_the_given_cores():
     assert 64 * 784 * 128 < PARALLEL_MIN_MACS
 
 
-def test_the_cnn_takes_every_core_of_the_process_whatever_the_load(monkeypatch):
-    """The count follows the CPUs the process may use, never a lagging load estimate: a
-    machine that looks busy (a job that just ended) must not halve the CNN's threads."""
-    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
-    monkeypatch.setattr(threads.os, "getloadavg", lambda: (50.0, 50.0, 50.0), raising=False)
-    assert available_cores() == 3
+def fake_proc_stat(monkeypatch, affinity: set[int], busy: dict[int, float]):
+    """/proc/stat as if each CPU c had been busy a fraction busy[c] of a 100-tick sample,
+    and this process may run on `affinity`; no real sleeping."""
+    calls = iter([0, 1])
+
+    def cpu_times():
+        k = next(calls)
+        return {c: (round(k * 100 * (1 - b)), k * 100) for c, b in busy.items()}
+
+    monkeypatch.setattr(threads, "_cpu_times", cpu_times)
+    monkeypatch.setattr(threads.time, "sleep", lambda s: None)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(affinity), raising=False)
+
+
+@pytest.mark.parametrize(
+    "affinity, busy, expected",
+    [
+        ({0, 1}, {0: 0.0, 1: 0.0}, 2),  # idle, e.g. the last job has just ended
+        ({0, 1}, {0: 0.4, 1: 0.5}, 2),  # a little work elsewhere: not a whole core
+        ({0, 1}, {0: 1.0, 1: 0.1}, 1),  # another program holds a core
+        ({0, 1}, {0: 1.0, 1: 1.0}, 1),  # a busy machine: at least one
+        ({0, 1}, {0: 0.0, 1: 0.0, 2: 1.0, 3: 1.0}, 2),  # busy CPUs we cannot run on
+        ({2, 3}, {0: 0.0, 1: 0.0, 2: 1.0, 3: 0.0}, 1),  # ... nor the idle ones
+    ],
+)
+def test_free_cores_counts_other_work_on_this_process_cpus_only(
+    monkeypatch, affinity, busy, expected
+):
+    fake_proc_stat(monkeypatch, affinity, busy)
+    assert threads.free_cores() == expected
+
+
+def test_the_cnn_takes_the_free_cores_the_mlp_one(monkeypatch):
+    fake_proc_stat(monkeypatch, {0, 1, 2}, {0: 0.0, 1: 0.0, 2: 0.0})
     assert threads_for(cnn(seed=0), (28, 28), 128) == 3
+    fake_proc_stat(monkeypatch, {0, 1, 2}, {0: 1.0, 1: 0.0, 2: 0.0})
+    assert threads_for(cnn(seed=0), (28, 28), 128) == 2
+    monkeypatch.setattr(threads, "_cpu_times", lambda: pytest.fail("measured for an MLP"))
     assert threads_for(mlp(seed=0), (28, 28), 64) == 1
+
+
+def test_without_proc_stat_every_core(monkeypatch):
+    monkeypatch.setattr(threads, "_cpu_times", lambda: None)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert threads.free_cores() == 2
 
 
 def test_available_cores_is_the_affinity_set(monkeypatch):
@@ -61,6 +98,15 @@ def test_available_cores_is_the_affinity_set(monkeypatch):
     assert available_cores() == 1
     monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     assert available_cores() == 8
+
+
+def test_cpu_times_reads_this_machine():
+    """On Linux: one (idle, total) per CPU, idle never above total."""
+    times = threads._cpu_times()
+    if times is None:
+        pytest.skip("no /proc/stat (not Linux)")
+    assert set(times) >= threads._affinity()
+    assert all(0 <= idle <= total for idle, total in times.values())
 
 
 def test_a_user_count_wins_over_the_rule(monkeypatch):

@@ -12,15 +12,20 @@ The policy for BLAS, measured with `bench/bench_gemm.py` and `bench/bench_cnn.py
 machines: products below PARALLEL_MIN_MACS multiply-adds (every MLP the CLI builds) keep ONE
 thread: a second one made the MLP's 64×784 by 784×128 epoch slower (1.0 s against 0.58 s),
 and a product split between threads may round differently, so the same seed gives the same
-weights. Bigger ones (the CNN's convolutions, 462 M multiply-adds) take every core the
+weights. Bigger ones (the CNN's convolutions, 462 M multiply-adds) take every free core the
 process may run on: on an idle machine 2 threads made the CNN epoch ~1.3–1.9× faster.
 
-The count is fixed when a run starts and does not follow the machine's load: an estimate of
-idle cores lags (a process that just ended still counts as busy, and chainrule's own spinning
-BLAS threads count against it), which used to halve the CNN's speed after any other job.
-A user who shares the machine picks the count: `chainrule train --threads N` or the
-environment variable CHAINRULE_NUM_THREADS=N (N ≥ 1; BLAS gets N threads, chainrule's own
-work at most N).
+The count is decided once, when a run starts, from the CPUs this process may run on and how
+busy THOSE CPUs are right now (`free_cores`: /proc/stat's per-CPU lines over a quarter of a
+second). A CPU counts as taken only when other programs keep a whole core's worth of it busy:
+on an idle machine (or one whose last job just ended: its CPUs are idle at once) the CNN gets
+every core, and on a machine kept busy by others it gets one thread, because OpenBLAS's
+threads spin-wait for each other and two of them on a busy machine made the CNN's epoch
+17× slower than one (70 s against 4.3 s, measured at a load of 13 on 2 cores). The old
+estimate mixed the whole machine's busy time with this process's CPU count and a one-minute
+load average that lags. A user who knows better picks the count: `chainrule train --threads
+N` or the environment variable CHAINRULE_NUM_THREADS=N (N ≥ 1; BLAS gets N threads,
+chainrule's own work at most N).
 
 The elementwise default: after each GEMM OpenBLAS keeps its threads spinning, by default for
 2**28 cycles (~0.1 s), longer than the gap before the next GEMM: a BLAS thread then always
@@ -33,6 +38,7 @@ min(2, CPUs) when the environment sets OPENBLAS_THREAD_TIMEOUT below 20, else 1.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -82,12 +88,56 @@ def _check_count(n, what: str) -> int:
     return int(n)
 
 
-def available_cores() -> int:
-    """The CPUs this process may run on (its affinity on Linux), at least 1."""
+def _affinity() -> set[int] | None:
+    """The ids of the CPUs this process may run on (Linux), else None."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        return set(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        return None
+
+
+def available_cores() -> int:
+    """How many CPUs this process may run on, at least 1."""
+    cpus = _affinity()
+    return max(1, len(cpus) if cpus is not None else os.cpu_count() or 1)
+
+
+def _cpu_times() -> dict[int, tuple[int, int]] | None:
+    """{cpu: (idle, total)} clock ticks since boot from /proc/stat's cpuN lines, else None."""
+    try:
+        with open("/proc/stat") as f:
+            lines = [line.split() for line in f if line.startswith("cpu") and line[3].isdigit()]
+        ticks = {int(v[0][3:]): [int(t) for t in v[1:9]] for v in lines}
+    except (OSError, ValueError, IndexError):
+        return None
+    return {cpu: (t[3] + t[4], sum(t)) for cpu, t in ticks.items()}  # idle + iowait; all
+
+
+def busy_cores(cpus: set[int], sample: float = 0.25) -> float | None:
+    """How many of `cpus` other programs keep busy, averaged over `sample` seconds (this
+    process sleeps meanwhile, so all of it is theirs), or None without /proc/stat."""
+    before = _cpu_times()
+    if before is None:
+        return None
+    time.sleep(sample)
+    after = _cpu_times()
+    busy = 0.0
+    for cpu in cpus:
+        if cpu in before and cpu in after:
+            idle, total = (a - b for a, b in zip(after[cpu], before[cpu]))
+            busy += 1 - idle / total if total > 0 else 0.0
+    return busy
+
+
+def free_cores(sample: float = 0.25) -> int:
+    """The cores of this process's CPUs that are free now, at least 1: its CPUs minus every
+    whole core's worth of other programs' work on them (`busy_cores`). All of them where
+    that cannot be measured (no /proc/stat)."""
+    cpus = _affinity()
+    if cpus is None:
+        return available_cores()
+    busy = busy_cores(cpus, sample)
+    return max(1, len(cpus) - int(busy or 0.0))
 
 
 def env_threads(environ=None) -> int | None:
@@ -166,9 +216,11 @@ def threads_for(
 ) -> int:
     """A run's BLAS thread count. `threads` (a user's --threads), else CHAINRULE_NUM_THREADS,
     decides when given. Otherwise 1 when the model's largest GEMM at this batch size is
-    below PARALLEL_MIN_MACS, else `max_threads` (default: every core, `available_cores`)."""
+    below PARALLEL_MIN_MACS, else `max_threads` (default: the free cores, `free_cores`)."""
     chosen = threads if threads is not None else env_threads()
     if chosen is not None:
         return _check_count(chosen, "threads")
     macs = max(layer_macs(model, input_shape, batch_size), default=0)
-    return threads_for_macs(macs, available_cores() if max_threads is None else max_threads)
+    if macs < PARALLEL_MIN_MACS:
+        return 1
+    return threads_for_macs(macs, free_cores() if max_threads is None else max_threads)
