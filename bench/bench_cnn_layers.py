@@ -7,18 +7,27 @@ Runs the default `cr.models.cnn` on a batch of mnist-10k digits (synthetic if un
 and times each layer's forward and backward (input_grad as `fit` asks: none for the first
 layer) separately, best of `--repeats`, in milliseconds per batch. The per-layer table of
 docs/benchmarks.md comes from this script. Prints `ratio cnn_step_layers_sum <sum / whole>`
-(the layers' best times add up to about one step: ~1 when nothing is missed).
+Prints `figure cnn_step_layers_sum <sum / whole>`: the layers' best times add up to about
+one step (~1 when nothing is missed). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset first,
+as in the other benches.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
-import numpy as np
-from threadpoolctl import threadpool_limits
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import reexec_without_openblas_overrides  # noqa: E402
 
-import chainrule as cr
+reexec_without_openblas_overrides()
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import chainrule as cr  # noqa: E402
 
 
 def batch(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +92,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<12} {fwd:8.2f} {bwd:9.2f} {fwd + bwd:7.2f}")
     print(f"{'layers':<12} {'':8} {'':9} {total:7.2f}")
     print(f"{'whole step':<12} {'':8} {'':9} {whole:7.2f}  (forward + loss + backward)")
-    print(f"ratio cnn_step_layers_sum {total / whole:.2f}")
+    print(f"figure cnn_step_ms_{args.threads}t {whole:.2f}")
+    print(f"figure cnn_step_layers_sum {total / whole:.2f}")
 
 
 if __name__ == "__main__":
