@@ -6,8 +6,7 @@
 Runs the default `cr.models.cnn` on a batch of mnist-10k digits (synthetic if unavailable)
 and times each layer's forward and backward (input_grad as `fit` asks: none for the first
 layer) separately, best of `--repeats`, in milliseconds per batch. The per-layer table of
-docs/benchmarks.md comes from this script. Prints `ratio cnn_step_layers_sum <sum / whole>`
-Prints `figure cnn_step_layers_sum <sum / whole>`: the layers' best times add up to about
+docs/benchmarks.md comes from this script. Prints `figure cnn_step_layers_sum <sum / whole>`: the layers' best times add up to about
 one step (~1 when nothing is missed). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset first,
 as in the other benches.
 """
