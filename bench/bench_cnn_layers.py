@@ -4,11 +4,12 @@
     python bench/bench_cnn_layers.py --threads 2
 
 Runs the default `cr.models.cnn` on a batch of mnist-10k digits (synthetic if unavailable)
-and times each layer's forward and backward (input_grad as `fit` asks: none for the first
-layer) separately, best of `--repeats`, in milliseconds per batch. The per-layer table of
-docs/benchmarks.md comes from this script. Prints `figure cnn_step_layers_sum <sum / whole>`: the layers' best times add up to about
-one step (~1 when nothing is missed). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset first,
-as in the other benches.
+and times each layer's forward and backward separately (input_grad as `fit` asks: none for
+the first layer with parameters), best of `--repeats`, in milliseconds per batch. The
+per-layer table of docs/benchmarks.md comes from this script. Prints
+`figure cnn_step_layers_sum <sum / whole>`: the layers' best times add up to about one step
+(~1 when nothing is missed). OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset first, as in the
+other benches.
 """
 
 from __future__ import annotations
@@ -68,12 +69,13 @@ def main(argv: list[str] | None = None) -> None:
         loss_fn(a, y)
         g = loss_fn.backward()
         grads = [None] * len(model.layers)
-        for k in reversed(range(len(model.layers))):
+        first = model._first_trainable()  # as `fit`: no input gradient from here down
+        for k in reversed(range(first, len(model.layers))):
             grads[k] = g
-            g = model.layers[k].backward(g, input_grad=k > 0)
-        for k, layer in enumerate(model.layers):
+            g = model.layers[k].backward(g, input_grad=k > first)
+        for k, layer in enumerate(model.layers[first:], first):
             fwd = best(lambda layer=layer, a=inputs[k]: layer(a), args.repeats)
-            bwd = best(lambda layer=layer, g=grads[k], k=k: layer.backward(g, input_grad=k > 0),
+            bwd = best(lambda layer=layer, g=grads[k], k=k: layer.backward(g, input_grad=k > first),
                        args.repeats)  # fmt: skip
             rows.append((type(layer).__name__, fwd, bwd))
             total += fwd + bwd

@@ -57,10 +57,11 @@ Where the rest goes: the mlp section's last table splits one chainrule step (bat
 thread) into its phases next to the same five GEMMs timed alone; everything outside the
 GEMMs is memory-bound NumPy work on small arrays (gathering the shuffled batch, the bias
 adds and ReLU, the softmax over 10 columns, the SGD update reading and writing each weight)
-plus a few µs of Python per layer. For the CNN, the gemm section's last table times each
-layer's forward and backward in one training step: the convolutions' time beyond their GEMMs
-is im2col/col2im (copying every input pixel to nine columns and adding them back), the rest
-max-pooling, ReLU and dropout (the cnn_layers section: the same at one thread); `python bench/bench_cnn.py --profile` gives the full profile.
+plus a few µs of Python per layer. For the CNN, the gemm section's last table (and the
+cnn_layers section, at one thread) times each layer's forward and backward in one training
+step: the convolutions' time beyond their GEMMs is im2col/col2im (copying every input pixel
+to nine rows and adding them back), the rest max-pooling, ReLU and dropout;
+`python bench/bench_cnn.py --profile` gives the full profile.
 """
 
 BENCHES = {
