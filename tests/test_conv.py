@@ -248,20 +248,23 @@ def test_maxpool2d_ties_go_to_the_first_maximum():
     assert dx.sum() == 4 and dx[0, 0, 0, 0] == 1 and dx[0, 0, 2, 3] == 1
 
 
-@pytest.mark.parametrize("layout", ["nchw", "channel-major", "other"])
+@pytest.mark.parametrize("layout", ["nchw", "channel-major", "channels-last", "nhcw", "strided"])
 @pytest.mark.parametrize("h", [6, 7])
 def test_max_of_row_pairs_matches_the_general_pass(layout, h, rng):
     """The whole-array-shift pass along H of a 2×2 pool equals the general strided one,
-    ties included (the top row wins), or declines (None) for memory it cannot shift in."""
+    ties included (the top row wins), for rows filling one block of memory in any axis
+    order, or declines (None) for a strided view it cannot shift in."""
     from chainrule.pooling import _max_along, _max_of_row_pairs
 
     rows = rng.integers(0, 3, (3, 4, h, 5)).astype(np.float32)  # many ties
-    if layout == "channel-major":
-        rows = np.ascontiguousarray(rows.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    elif layout == "other":
-        rows = np.ascontiguousarray(rows.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    orders = {"channel-major": (1, 0, 2, 3), "channels-last": (0, 2, 3, 1), "nhcw": (0, 2, 1, 3)}
+    if layout in orders:
+        order = orders[layout]
+        rows = np.ascontiguousarray(rows.transpose(order)).transpose(np.argsort(order))
+    elif layout == "strided":
+        rows = rng.integers(0, 3, (3, 4, h, 10)).astype(np.float32)[..., ::2]
     fast = _max_of_row_pairs(rows, h // 2)
-    if layout == "other":
+    if layout == "strided":
         assert fast is None
         return
     y, below = _max_along(rows, 2, 2, 2, h // 2)

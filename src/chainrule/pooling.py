@@ -44,32 +44,40 @@ def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
     return y, arg
 
 
-def _max_of_row_pairs(rows: np.ndarray, ho: int):
-    """The pass along H of a 2×2, stride-2 max pool, for `rows` whose images fill one
-    block of memory, rows contiguous: `_max_along(rows, 2, 2, 2, ho)` computed faster.
+def _block_order(a: np.ndarray) -> tuple[int, ...] | None:
+    """The axis order in which `a` fills one block of memory contiguously (largest stride
+    first), or None when it does not (a strided view)."""
+    order = tuple(int(i) for i in np.argsort([-abs(s) for s in a.strides], kind="stable"))
+    return order if a.transpose(order).flags.c_contiguous else None
 
-    In that memory the row below pixel p starts Wo values later, so for every p at once
-        pairs[p] = max(rows[p], rows[p + Wo])    and    below[p] = rows[p + Wo] > rows[p]
+
+def _max_of_row_pairs(rows: np.ndarray, ho: int):
+    """The pass along H of a 2×2, stride-2 max pool, for `rows` that fill one block of
+    memory in any axis order (NCHW, channel-major, channels-last): `_max_along(rows, 2, 2,
+    2, ho)` computed faster.
+
+    In that memory the row below value p is `r` values later (r: the H axis's stride), so
+    for every p at once
+        pairs[p] = max(rows[p], rows[p + r])    and    below[p] = rows[p + r] > rows[p]
     are two whole-array operations; the results are their views at even rows. Pairs of
     odd rows are computed too and wasted, but one long contiguous loop runs several times
     faster than many short ones (rows of 14 or 7 values in the default CNN).
     Returns None when `rows` is not laid out that way.
     """
     n, c, h, wo = rows.shape
-    if rows.flags.c_contiguous:
-        flat = rows.reshape(-1)
-    elif rows.transpose(1, 0, 2, 3).flags.c_contiguous:
-        flat = rows.transpose(1, 0, 2, 3).reshape(-1)  # channel-major
-    else:
+    order = _block_order(rows)
+    if order is None or rows.strides[2] <= 0:
         return None
-    pairs = np.maximum(flat[:-wo], flat[wo:])
-    below = np.greater(flat[wo:], flat[:-wo]).view(np.uint8)
-    s0, s1 = rows.strides[:2]
+    flat = rows.transpose(order).reshape(-1)
     item = rows.itemsize
+    r = rows.strides[2] // item
+    pairs = np.maximum(flat[:-r], flat[r:])
+    below = np.greater(flat[r:], flat[:-r]).view(np.uint8)
+    s0, s1, s2, s3 = (s // item for s in rows.strides)
 
     def even_rows(a: np.ndarray) -> np.ndarray:
         step = a.itemsize
-        strides = (s0 // item * step, s1 // item * step, 2 * wo * step, step)
+        strides = (s0 * step, s1 * step, 2 * s2 * step, s3 * step)
         return as_strided(a, shape=(n, c, ho, wo), strides=strides)  # no overlaps
 
     return even_rows(pairs), even_rows(below).copy(order="K")  # backward reads it fast
