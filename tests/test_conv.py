@@ -584,3 +584,20 @@ def test_conv2d_reuses_column_buffers_only_when_no_cache_holds_them(rng):
     del cache1
     _, cache3 = layer.forward_with_cache(x)
     assert id(cache3[0]) == first  # now free: reused
+
+
+@pytest.mark.parametrize("min_run", [1, 10**6])
+@pytest.mark.parametrize("case", [(3, 4, 6, 7, 3, 1, 1), (2, 3, 7, 6, (2, 3), 2, (1, 0))])
+def test_conv2d_both_column_layouts_are_the_same_convolution(case, min_run, rng, monkeypatch):
+    """im2col's two stores (rows of windows, or offset by offset transposed, picked by how
+    many values a window row holds) give the naive loops' numbers and pass gradcheck."""
+    monkeypatch.setattr(conv_module, "MIN_RUN", min_run)
+    c_in, c_out, h, w, k, s, p = case
+    layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=3, dtype=np.float64)
+    layer.bias.data[:] = np.arange(c_out) / 3
+    x = rng.standard_normal((2, c_in, h, w))
+    y, cache = layer.forward_with_cache(x)
+    assert cache[0].flags.f_contiguous == (min_run > 1)  # transposed store: an F-order view
+    naive = conv2d_naive(x, layer.weight.data, layer.bias.data, layer.stride, layer.padding)
+    np.testing.assert_allclose(y, naive, rtol=1e-12, atol=1e-12)
+    assert cr.gradcheck(layer, x) < 1e-6
