@@ -138,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=2048, help="square size for the peak")
     args = parser.parse_args(argv)
     print(f"BLAS: {blas_info()}")
-    spare = free_cores()  # what `chainrule train` would see now: 1 when the machine is busy
+    spare = free_cores()  # what `chainrule train` would give a big model now
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"1-minute load average {load:.2f} on {os.cpu_count()} cores; idle cores now: {spare}")
+    print(f"1-minute load average {load:.2f} on {os.cpu_count()} cores; free cores now: {spare}")
 
     s = args.size
     peak = measure(s, s, s, args.repeat)

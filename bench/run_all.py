@@ -26,22 +26,24 @@ Notes on reading them:
 
 - Threads: `chainrule train` picks its BLAS thread count once per run (`chainrule.threads`):
   one thread when the model's largest GEMM has fewer than 50 M multiply-adds (every MLP the
-  CLI builds), else the cores idle when training starts (the CNN). The gemm section is the
-  evidence: on a quiet machine a second thread speeds the MLP's big product up 1.7× and the
-  CNN's 1.9×, but when another program keeps the other core busy, OpenBLAS threads spin-wait
-  and two threads make every product 2-100× slower; and a product split over two threads
-  may round differently, so a load-dependent choice would make the MLP's weights depend on
-  the machine's load. The MLP benches pin one thread; the CNN bench uses two (as PyTorch).
+  CLI builds), else the cores of the process that other programs do not keep busy, measured
+  on its own CPUs when training starts (the CNN); `--threads N` or `CHAINRULE_NUM_THREADS`
+  override it. The gemm section is the evidence: on a quiet machine a second thread speeds
+  the MLP's big product up 1.7× and the CNN's 1.9×, but when another program keeps the other
+  core busy, OpenBLAS threads spin-wait and two threads make every product 2-100× slower;
+  and a product split over two threads may round differently, so a load-dependent choice
+  would make the MLP's weights depend on the machine's load. The MLP benches pin one thread.
 - `mlp_epoch_b64_numpy` compares with a NumPy loop of the same maths written with the same
   care that also reports each batch's loss and accuracy (as `fit` does);
   `mlp_epoch_b64_numpy_bare` with the floor below it, which reports nothing and consumes its
   gradients in place (a library cannot: `p.grad` must survive `opt.step()`).
-- `cnn_epoch` runs the two frameworks interleaved, block by block, so a busy neighbour slows
-  both alike. The price: after chainrule's GEMMs OpenBLAS's threads spin for ~0.1 s and slow
-  PyTorch's next block (PyTorch's OpenMP threads do the same to chainrule's). Timed alone, one
-  after the other, a chainrule epoch took 2.35–2.85 s and PyTorch's 1.85–2.1 s (≈ 1.25×;
-  with `OPENBLAS_THREAD_TIMEOUT=4` and `chainrule.set_num_threads(2)`, 2.05–2.3 s against
-  1.58–1.81 s). Read 0.95 as "on par under the same conditions", ~1.25 as the cost alone.
+- `cnn_epoch_alone` is the figure a user sees: each framework alone in its own fresh
+  process with its own default threading (chainrule: what `chainrule train` picks; PyTorch:
+  its default), a 2-batch warm-up, one timed epoch, alternating, best of 3. On a busy machine
+  both suffer, PyTorch's 2 OpenMP threads (which spin) more than chainrule's policy, which
+  then takes 1 thread: read the load printed with it. `cnn_epoch_interleaved` is the old,
+  second figure: both in one process, block by block; OpenBLAS's threads spin for ~0.1 s
+  after chainrule's GEMMs and slow PyTorch's next block, which flatters chainrule.
   PyTorch's convolution is oneDNN's direct kernel; chainrule's is im2col + GEMM in NumPy.
 - `mpi_*_epoch_2ranks`: one epoch on 2 MPI ranks (1 BLAS thread each) over one process with
   the CLI's threads (MLP 1, CNN 2). The CNN gains 1.35× on 2 cores: a rank runs all of its
@@ -55,10 +57,11 @@ Where the rest goes: the mlp section's last table splits one chainrule step (bat
 thread) into its phases next to the same five GEMMs timed alone; everything outside the
 GEMMs is memory-bound NumPy work on small arrays (gathering the shuffled batch, the bias
 adds and ReLU, the softmax over 10 columns, the SGD update reading and writing each weight)
-plus a few µs of Python per layer. For the CNN, the gemm section's last table times each
-layer's forward and backward in one training step: the convolutions' time beyond their GEMMs
-is im2col/col2im (copying every input pixel to nine columns and adding them back), the rest
-max-pooling, ReLU and dropout; `python bench/bench_cnn.py --profile` gives the full profile.
+plus a few µs of Python per layer. For the CNN, the gemm section's last table (and the
+cnn_layers section, at one thread) times each layer's forward and backward in one training
+step: the convolutions' time beyond their GEMMs is im2col/col2im (copying every input pixel
+to nine rows and adding them back), the rest max-pooling, ReLU and dropout;
+`python bench/bench_cnn.py --profile` gives the full profile.
 """
 
 BENCHES = {
@@ -70,7 +73,8 @@ BENCHES = {
     ),
     "gemm": ("bench_gemm.py", [], ["--repeat", "2", "--size", "1024"]),
     "scalar": ("bench_scalar.py", [], ["--repeats", "3", "--chain-n", "200000"]),
-    "cnn": ("bench_cnn.py", [], ["--images", "2000", "--rounds", "1"]),
+    "cnn": ("bench_cnn.py", [], ["--images", "2000", "--rounds", "1", "--alone-rounds", "1"]),
+    "cnn_layers": ("bench_cnn_layers.py", [], ["--repeats", "3"]),
     "activations": ("bench_activations.py", [], ["--repeat", "2"]),
     "memory": ("bench_memory.py", [], ["--samples", "20000", "--data", ""]),
     "cli": ("bench_cli.py", [], ["--epochs", "3", "--repeat", "1", "--images", "2000"]),

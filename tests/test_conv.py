@@ -121,33 +121,35 @@ def test_conv2d_matches_naive_loops(case, rng):
     np.testing.assert_allclose(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("case", [(1, 4, 6, 7, 3, 1, 1), (3, 2, 5, 5, (2, 3), 1, (1, 0))])
-def test_conv2d_wide_and_compact_columns_agree(case, rng):
-    """Stride-1 layers pick wide columns (Wp per output row) or compact ones (Wo) by their
-    channel counts; both layouts are the same convolution, forward and backward."""
+@pytest.mark.parametrize("case", [(1, 4, 6, 7, 3, 1, 1), (3, 2, 5, 5, (2, 3), 2, (1, 0))])
+@pytest.mark.parametrize("layout", [(0, 1, 2, 3), (0, 2, 3, 1), (1, 0, 2, 3)])
+def test_conv2d_any_input_and_gradient_layout_gives_the_same_numbers(case, layout, rng):
+    """Inputs and output gradients in any memory order (NCHW, channels-last, channel-major)
+    are the same convolution: the layer copies what it must, exactly."""
     c_in, c_out, h, w, k, s, p = case
     x = rng.standard_normal((3, c_in, h, w))
-    results = []
-    for wide in (True, False):
-        layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=1, dtype=np.float64)
-        layer.bias.data[:] = np.arange(c_out) / 4
-        layer._wide = lambda wp, wo, wide=wide: wide
-        y = layer(x)
-        np.testing.assert_allclose(
-            y, conv2d_naive(x, layer.weight.data, layer.bias.data, s, p), rtol=1e-12, atol=1e-12
-        )
-        g = np.cos(np.arange(y.size)).reshape(y.shape)
-        results.append((y, layer.backward(g), layer.weight.grad.copy(), layer.bias.grad.copy()))
-        assert cr.gradcheck(layer, x) < 1e-6
-    for wide, compact in zip(*results):
-        np.testing.assert_allclose(wide, compact, rtol=1e-12, atol=1e-12)
+    layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=1, dtype=np.float64)
+    layer.bias.data[:] = np.arange(c_out) / 4
+    y = layer(x)
+    g = np.cos(np.arange(y.size)).reshape(y.shape)
+    dx = layer.backward(g).copy()
+    dw, db = layer.weight.grad.copy(), layer.bias.grad.copy()
+    undo = np.argsort(layout)
+
+    def relaid(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.transpose(layout)).transpose(undo)
+
+    layer.zero_grad()
+    np.testing.assert_array_equal(layer(relaid(x)), y)
+    np.testing.assert_array_equal(layer.backward(relaid(g)), dx)
+    np.testing.assert_array_equal(layer.weight.grad, dw)
+    np.testing.assert_array_equal(layer.bias.grad, db)
 
 
-def test_conv2d_picks_wide_columns_only_where_they_pay():
-    assert Conv2D(32, 64, 3, padding=1)._wide(30, 28)  # 288 column rows ≥ 64, 2/28 extra
-    assert not Conv2D(32, 64, 3, padding=1)._wide(16, 14)  # 2/14 more GEMM work
-    assert not Conv2D(1, 32, 3, padding=1)._wide(30, 28)  # 9 < 32
-    assert not Conv2D(32, 64, 3, stride=2)._wide(30, 14)  # wide columns need stride 1
+def test_conv2d_output_is_channels_last_in_memory(rng):
+    """y's memory is (N, Ho, Wo, O): the next layer gets contiguous channels-last input."""
+    y = Conv2D(2, 3, 3, padding=1, rng=rng)(rng.standard_normal((2, 2, 5, 4)))
+    assert y.shape == (2, 3, 5, 4) and y.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
 def test_conv2d_float32_default_and_layout(rng):
@@ -209,7 +211,7 @@ def test_cnn_column_buffers_stay_small():
         b.nbytes
         for layer in model
         if isinstance(layer, Conv2D)
-        for b in (layer._cols_buffer, layer._pad_buffer, layer._grad_buffer)
+        for b in (*layer._spare_cols, layer._pad_buffer)
         if b is not None
     )
     assert scratch < 100 * 2**20
@@ -246,20 +248,23 @@ def test_maxpool2d_ties_go_to_the_first_maximum():
     assert dx.sum() == 4 and dx[0, 0, 0, 0] == 1 and dx[0, 0, 2, 3] == 1
 
 
-@pytest.mark.parametrize("layout", ["nchw", "channel-major", "other"])
+@pytest.mark.parametrize("layout", ["nchw", "channel-major", "channels-last", "nhcw", "strided"])
 @pytest.mark.parametrize("h", [6, 7])
 def test_max_of_row_pairs_matches_the_general_pass(layout, h, rng):
     """The whole-array-shift pass along H of a 2×2 pool equals the general strided one,
-    ties included (the top row wins), or declines (None) for memory it cannot shift in."""
+    ties included (the top row wins), for rows filling one block of memory in any axis
+    order, or declines (None) for a strided view it cannot shift in."""
     from chainrule.pooling import _max_along, _max_of_row_pairs
 
     rows = rng.integers(0, 3, (3, 4, h, 5)).astype(np.float32)  # many ties
-    if layout == "channel-major":
-        rows = np.ascontiguousarray(rows.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-    elif layout == "other":
-        rows = np.ascontiguousarray(rows.transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)
+    orders = {"channel-major": (1, 0, 2, 3), "channels-last": (0, 2, 3, 1), "nhcw": (0, 2, 1, 3)}
+    if layout in orders:
+        order = orders[layout]
+        rows = np.ascontiguousarray(rows.transpose(order)).transpose(np.argsort(order))
+    elif layout == "strided":
+        rows = rng.integers(0, 3, (3, 4, h, 10)).astype(np.float32)[..., ::2]
     fast = _max_of_row_pairs(rows, h // 2)
-    if layout == "other":
+    if layout == "strided":
         assert fast is None
         return
     y, below = _max_along(rows, 2, 2, 2, h // 2)
@@ -512,3 +517,87 @@ def test_integer_images_pool_as_floats():
         y = layer(x)
         assert y.dtype == np.float32
         np.testing.assert_allclose(y, layer(x.astype(np.float64)))
+
+
+# ---- the stateless kernel pair: several forwards before their backwards ----------------------
+def _fresh_pass(make, x, g):
+    layer = make()
+    y = layer(x)
+    dx = layer.backward(g)
+    return y, dx, [p.grad.copy() for p in layer.parameters()]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Conv2D(3, 4, 3, padding=1, seed=2),
+        lambda: Conv2D(3, 4, (2, 3), stride=2, seed=2),
+        lambda: MaxPool2D(2),
+        lambda: MaxPool2D(3, stride=2, ceil_mode=True),
+        lambda: AvgPool2D(2),
+    ],
+)
+def test_two_forwards_then_two_backwards_equal_fresh_layers(make, rng):
+    """One layer applied twice before any backward (a cell reused in a graph): each cache
+    owns its arrays, so no reused buffer is overwritten by the second call, and the two
+    backwards add up to the two fresh layers' gradients, the same numbers exactly."""
+    x1, x2 = rng.standard_normal((2, 4, 3, 9, 9)).astype(np.float32)
+    layer = make()
+    y1, cache1 = layer.forward_with_cache(x1)
+    y1_kept = y1.copy()
+    y2, cache2 = layer.forward_with_cache(x2)
+    g1 = np.cos(np.arange(y1.size)).reshape(y1.shape)
+    g2 = np.sin(np.arange(y2.size)).reshape(y2.shape)
+    dx2 = layer.backward_from_cache(cache2, g2.astype(np.float32)).copy()
+    dx1 = layer.backward_from_cache(cache1, g1.astype(np.float32))
+    fy1, fdx1, fgrads1 = _fresh_pass(make, x1, g1.astype(np.float32))
+    fy2, fdx2, fgrads2 = _fresh_pass(make, x2, g2.astype(np.float32))
+    np.testing.assert_array_equal(y1, y1_kept)
+    np.testing.assert_array_equal(y1, fy1)
+    np.testing.assert_array_equal(y2, fy2)
+    np.testing.assert_array_equal(dx1, fdx1)
+    np.testing.assert_array_equal(dx2, fdx2)
+    for p, a, b in zip(layer.parameters(), fgrads1, fgrads2):
+        np.testing.assert_allclose(p.grad, a + b, rtol=1e-6, atol=1e-6)
+
+
+def test_kernel_pair_in_eval_keeps_nothing_and_backward_asks_for_train_mode(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    for layer in (Conv2D(3, 2, 3, seed=0), MaxPool2D(2)):
+        layer.eval()
+        y, cache = layer.forward_with_cache(x)
+        assert cache is None and y.shape[0] == 2
+        with pytest.raises(RuntimeError, match=r"call model\.train\(\)"):
+            layer.backward_from_cache(cache, np.ones_like(y))
+        layer(x)
+        with pytest.raises(RuntimeError, match=r"call model\.train\(\)"):
+            layer.backward(np.ones_like(y))
+
+
+def test_conv2d_reuses_column_buffers_only_when_no_cache_holds_them(rng):
+    layer = Conv2D(2, 3, 3, padding=1, seed=0)
+    x = rng.standard_normal((2, 2, 5, 5)).astype(np.float32)
+    _, cache1 = layer.forward_with_cache(x)
+    _, cache2 = layer.forward_with_cache(x)
+    assert cache1[0] is not cache2[0]  # the first cache is alive: a second buffer
+    first = id(cache1[0])
+    del cache1
+    _, cache3 = layer.forward_with_cache(x)
+    assert id(cache3[0]) == first  # now free: reused
+
+
+@pytest.mark.parametrize("min_run", [1, 10**6])
+@pytest.mark.parametrize("case", [(3, 4, 6, 7, 3, 1, 1), (2, 3, 7, 6, (2, 3), 2, (1, 0))])
+def test_conv2d_both_column_layouts_are_the_same_convolution(case, min_run, rng, monkeypatch):
+    """im2col's two stores (rows of windows, or offset by offset transposed, picked by how
+    many values a window row holds) give the naive loops' numbers and pass gradcheck."""
+    monkeypatch.setattr(conv_module, "MIN_RUN", min_run)
+    c_in, c_out, h, w, k, s, p = case
+    layer = Conv2D(c_in, c_out, k, stride=s, padding=p, seed=3, dtype=np.float64)
+    layer.bias.data[:] = np.arange(c_out) / 3
+    x = rng.standard_normal((2, c_in, h, w))
+    y, cache = layer.forward_with_cache(x)
+    assert cache[0].flags.f_contiguous == (min_run > 1)  # transposed store: an F-order view
+    naive = conv2d_naive(x, layer.weight.data, layer.bias.data, layer.stride, layer.padding)
+    np.testing.assert_allclose(y, naive, rtol=1e-12, atol=1e-12)
+    assert cr.gradcheck(layer, x) < 1e-6

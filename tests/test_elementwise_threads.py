@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import _threads
+from chainrule import _threads, threads
 
 # Above MIN_PARALLEL_SIZE (256K elements), so these really run on 2 threads.
 BIG = (64, 16, 28, 28)  # 802,816 elements
@@ -69,12 +69,12 @@ def test_default_and_set_get():
 
 @pytest.mark.parametrize("timeout, expected", [(None, 1), ("28", 1), ("4", 2), ("oops", 1)])
 def test_default_is_two_threads_only_when_openblas_does_not_spin(monkeypatch, timeout, expected):
-    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 8)
     if timeout is None:
         monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     else:
         monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", timeout)
-    assert _threads.default_num_threads() == expected
+    assert threads.default_num_threads() == expected
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2", None])

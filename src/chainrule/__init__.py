@@ -1,7 +1,6 @@
 """chainrule: neural networks from scratch in NumPy, every gradient visible and checkable."""
 
 from . import data, models, optim, scalar
-from ._threads import get_num_threads, set_num_threads
 from ._version import __version__
 from .activations import GELU, LeakyReLU, ReLU, Sigmoid, SmeLU, Softmax, Tanh
 from .callbacks import EarlyStopping
@@ -24,6 +23,7 @@ from .regularization import Dropout
 from .serialize import ModelFileError, load, load_checkpoint, save
 from .tensor import Context, Function, Tensor, no_grad
 from .tensor_ops import concat, stack, where
+from .threads import get_num_threads, set_num_threads
 from .train import History, TrainingDiverged, evaluate, fit, predict
 from .value import Value
 

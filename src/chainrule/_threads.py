@@ -1,4 +1,4 @@
-"""How many threads chainrule's own array work may use, and the one place that splits it.
+"""chainrule's own worker threads, and the one place that splits work onto them.
 
 The GEMMs run on BLAS's threads. Everything else, ReLU, pooling, the im2col copies, is
 NumPy ufuncs and copies on one thread, and those release the GIL on large arrays. So a big
@@ -12,15 +12,8 @@ Each piece is computed by exactly the operations the whole would be, in the same
 the result is bit-for-bit the serial one. Small arrays stay on the calling thread: waking
 the workers costs ~50 µs, which `np.maximum` on 256K floats (~85 µs) barely repays.
 
-The policy knob is `set_num_threads(n)` (like `torch.set_num_threads`): 1 means no threads
-at all, the plain serial code path. It does not change BLAS's threads (threadpoolctl does).
-
-The default depends on BLAS. After each GEMM OpenBLAS keeps its threads spinning, by default
-for 2**28 cycles (~0.1 s), longer than the gap before the next GEMM: during training a BLAS
-thread always holds a core, and work split onto that core waits for it. Measured on 2
-cores, a CNN epoch took 3.0 s on 2 threads against 2.45 s serial with OpenBLAS's default,
-and 2.1 s on 2 threads with `OPENBLAS_THREAD_TIMEOUT=4` (its threads sleep at once). So the
-default is min(2, CPUs) when the environment sets OPENBLAS_THREAD_TIMEOUT below 20, else 1.
+How many threads (`set_num_threads`, the default, BLAS's count) is decided in
+`chainrule.threads`, which owns every thread setting; this module only reads it.
 """
 
 from __future__ import annotations
@@ -32,45 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from .threads import get_num_threads
+
 # Elements of the largest array an operation touches below which it stays serial. Measured
 # on 2 cores (np.maximum, float32): 128K elements 0.04 ms serial, 0.06 ms on 2 threads;
 # 512K: 0.17 against 0.11; the break-even lies near 256K.
 MIN_PARALLEL_SIZE = 2**18
 
 
-def default_num_threads() -> int:
-    """min(2, CPUs) when OpenBLAS's threads sleep soon after a GEMM, 1 otherwise (above)."""
-    try:
-        quiet_blas = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")) < 20
-    except ValueError:
-        quiet_blas = False
-    return max(1, min(2, os.cpu_count() or 1)) if quiet_blas else 1
-
-
-_num_threads = default_num_threads()
 _workers: list[ThreadPoolExecutor] = []
 _local = threading.local()  # .inside: this thread is a worker (nested work runs serially)
 _lock = threading.Lock()
-
-
-def set_num_threads(n: int) -> None:
-    """Use up to `n` threads for chainrule's elementwise and copying work (1: none at all).
-
-    The default is `default_num_threads()`: 2 (on 2+ CPUs) when OpenBLAS's threads do not
-    spin between GEMMs, else 1. Under MPI each rank uses 1. BLAS's own threads are set
-    apart (e.g. `threadpoolctl.threadpool_limits`).
-    """
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"set_num_threads: n must be an int ≥ 1, got {n!r}")
-    global _num_threads
-    with _lock:
-        _num_threads = int(n)
-        _shutdown_workers()
-
-
-def get_num_threads() -> int:
-    """The number of threads chainrule's own array work may use (see `set_num_threads`)."""
-    return _num_threads
 
 
 def _shutdown_workers() -> None:
@@ -106,12 +71,13 @@ def _get_workers() -> list[ThreadPoolExecutor]:
     was measured waiting there behind the caller, turning 2 threads into 1 ~half the time.
     """
     global _workers
+    count = get_num_threads()
     with _lock:
-        if len(_workers) != _num_threads:
+        if len(_workers) != count:
             _shutdown_workers()
             cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-            pin = 0 < len(cpus) <= _num_threads
-            for k in range(_num_threads):
+            pin = 0 < len(cpus) <= count
+            for k in range(count):
                 init, args = (_pin, (cpus[k % len(cpus)],)) if pin else (_mark_inside, ())
                 _workers.append(ThreadPoolExecutor(1, "chainrule", initializer=init, initargs=args))
         return _workers
@@ -126,7 +92,7 @@ def slices(n: int, size: int) -> list[slice]:
     """Consecutive slices that cut range(n) into get_num_threads() pieces, one per thread;
     [slice(0, n)] (serial) when the work, `size` elements, is under MIN_PARALLEL_SIZE, when
     threads are off, or on a worker thread."""
-    count = min(_num_threads, n)
+    count = min(get_num_threads(), n)
     if count < 2 or size < MIN_PARALLEL_SIZE or inside_worker():
         return [slice(0, n)]
     bounds = [n * k // count for k in range(count + 1)]
@@ -162,7 +128,7 @@ def elementwise(f: Callable, *args, out: np.ndarray | None = None) -> np.ndarray
     ufunc, or a function of ufuncs taking `out=`). Array arguments have out's shape; the
     rest (scalars) are passed as they are. out defaults to an array laid out like the first
     argument, of the result type of the arguments."""
-    if out is None and (_num_threads == 1 or args[0].size < MIN_PARALLEL_SIZE):
+    if out is None and (get_num_threads() == 1 or args[0].size < MIN_PARALLEL_SIZE):
         return f(*args, out=None)  # the serial path, without the bookkeeping below
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     if out is None:

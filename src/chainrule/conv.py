@@ -1,24 +1,31 @@
-"""Convolution on (N, C, H, W) image batches: Conv2D and its im2col/col2im copies.
+"""Convolution on (N, C, H, W) image batches: Conv2D, computed channels-last with im2col.
 
 A convolution is a matrix product in disguise (im2col): copy every kh×kw patch of the
-(padded) input into a column of a matrix `cols` of shape (C·kh·kw, N·Ho·Wo), and then
-    Y = W₂ · cols        with W₂ = weight reshaped to (O, C·kh·kw),   Y: (O, N·Ho·Wo)
-is one big GEMM for the whole batch, which BLAS runs at full speed (a row of ones appended
+(padded) input into a row of a matrix `cols` of shape (N·Ho·Wo, kh·kw·C), and then
+    Y = cols · W₂        with W₂ = weight laid out as (kh·kw·C, O),   Y: (N·Ho·Wo, O)
+is one big GEMM for the whole batch, which BLAS runs at full speed (a column of ones appended
 to `cols` adds the bias in the same product). The backward pass is two more GEMMs,
-    dW₂ = dY · colsᵀ     and     dcols = W₂ᵀ · dY,
-then col2im adds each column of dcols back onto the input pixels it was copied from.
-Both copies loop over the kh·kw kernel offsets (9 for a 3×3 kernel), never over pixels or
-images: offset (i, j) of every patch is one strided view of the input.
-docs/conv.md draws the shapes and explains the memory layout (channel-major) and the
-"wide" columns that make those copies fast.
+    dW₂ = colsᵀ · dY     and     dcols = dY · W₂ᵀ,
+then col2im adds each entry of dcols back onto the input pixel it was copied from.
+
+Memory is channels-last, (N, H, W, C): the C channels of one pixel are neighbours. So the
+copies move runs of kw·C contiguous values, Y's rows are already the output's pixels (y is Y
+viewed as (N, O, Ho, Wo), no copy), and a gradient laid out like y is dY without a copy.
+im2col is one copy of a strided view of the padded input; col2im loops over the kh·kw
+kernel offsets (9 for a 3×3 kernel), never over pixels or images: offset (i, j) of every
+patch is one strided view.
+docs/conv.md draws the shapes.
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._threads import run, slices
+from ._windows import compact, output_size, pair
 from .init import initialize
 from .module import (
     DEFAULT_DTYPE,
@@ -35,69 +42,23 @@ from .normalization import BatchNorm2d  # noqa: F401  (old import path: re-expor
 # chunks whose scratch (columns + GEMM output) stays under this many bytes.
 EVAL_COLS_BYTES = 64 * 2**20
 
-
-def _pair(value, what: str, layer: str, minimum: int = 1) -> tuple[int, int]:
-    """An int or a pair of ints → (a, b), each ≥ minimum."""
-    pair = (value, value) if np.ndim(value) == 0 else tuple(value)
-    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
-        raise ValueError(
-            f"{layer}: {what} must be an int ≥ {minimum} or a pair of them, got {value!r}"
-        )
-    return int(pair[0]), int(pair[1])
+# Values per window row (kw·C) below which im2col copies offset by offset into a transposed
+# matrix: measured for the default CNN's first layer (kw·C = 3) 0.16 ms against 0.98 ms.
+MIN_RUN = 16
 
 
-def _compact(pair: tuple[int, int]) -> int | list[int]:
-    """(3, 3) → 3 and (3, 5) → [3, 5]: what config() stores (JSON has no tuples)."""
-    return pair[0] if pair[0] == pair[1] else list(pair)
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) → its (N, H, W, C) view: contiguous when x came from a Conv2D."""
+    return x.transpose(0, 2, 3, 1)
 
 
-def output_size(
-    layer: str,
-    shape: tuple,
-    kernel: tuple,
-    stride: tuple,
-    padding: tuple = (0, 0),
-    ceil_mode: bool = False,
-) -> tuple[int, int]:
-    """(Ho, Wo) = (⌊(H + 2p − k)/s⌋ + 1, ...) for an input of `shape` (N, C, H, W), as PyTorch.
-
-    Floor: rows or columns left over after the last whole window are not used. With
-    `ceil_mode` (pooling) the division rounds up instead, so a last, partial window covers
-    them, provided it starts inside the input or its left padding (PyTorch's rule).
-    Raises a ValueError naming `layer` when the kernel does not fit the padded input.
-    """
-    sizes = []
-    for axis in (2, 3):
-        n, k, s, p = shape[axis], kernel[axis - 2], stride[axis - 2], padding[axis - 2]
-        if n + 2 * p < k:
-            raise ValueError(
-                f"{layer}: kernel {kernel[0]}×{kernel[1]} is larger than the padded input "
-                f"{shape[2] + 2 * padding[0]}×{shape[3] + 2 * padding[1]} "
-                f"(input {shape_str(shape)}, padding {_compact(padding)})"
-            )
-        size = (n + 2 * p - k) // s + 1
-        if ceil_mode:
-            size = -(-(n + 2 * p - k) // s) + 1
-            if (size - 1) * s >= n + p:  # the last window would start in the right padding
-                size -= 1
-        sizes.append(size)
-    return sizes[0], sizes[1]
-
-
-def _like(a: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """`a`, copied if needed so its memory runs in the same axis order as `template`'s
-    (elementwise ops on arrays of mixed layouts iterate slowly)."""
-    if np.array_equal(np.argsort(a.strides), np.argsort(template.strides)):
-        return a
-    out = np.empty_like(template, dtype=a.dtype)
-    out[...] = a
-    return out
-
-
-def _window(x: np.ndarray, i: int, j: int, stride: tuple, out: tuple) -> np.ndarray:
-    """x[:, :, i + s·a, j + s·b] for a < Ho, b < Wo: kernel offset (i, j) of every window."""
-    (sh, sw), (ho, wo) = stride, out
-    return x[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+def _free(buffers: list[np.ndarray], shape: tuple, dtype) -> np.ndarray | None:
+    """A buffer of `buffers` of this shape and dtype that nothing else refers to any more
+    (no cache, no view of it): the list's reference, the loop's and getrefcount's own."""
+    for buf in buffers:
+        if buf.shape == shape and buf.dtype == dtype and sys.getrefcount(buf) <= 3:
+            return buf
+    return None
 
 
 class Conv2D(Module):
@@ -107,8 +68,11 @@ class Conv2D(Module):
     (as PyTorch: input rows and columns past the last whole window are not used);
     weight (C_out, C_in, kh, kw), bias (C_out,).
         y[n, o, a, b] = bias[o] + Σ_{c,i,j} weight[o, c, i, j] · xpad[n, c, s·a + i, s·b + j]
-    Computed as one GEMM on im2col columns (see the module docstring); backward is
-        dL/dW = dY · colsᵀ,  dL/db = Σ dY,  dL/dx = col2im(Wᵀ · dY).
+    Computed as one GEMM on im2col rows (see the module docstring); backward is
+        dL/dW = colsᵀ · dY,  dL/db = Σ dY,  dL/dx = col2im(dY · W₂ᵀ).
+
+    `forward_with_cache` / `backward_from_cache` are the stateless pair: the cache holds
+    this call's own `cols`, so several forwards may run before their backwards.
     """
 
     def __init__(
@@ -134,119 +98,133 @@ class Conv2D(Module):
                 f"{out_channels}"
             )
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(kernel_size, "kernel_size", "Conv2D")
-        self.stride = _pair(stride, "stride", "Conv2D")
-        self.padding = _pair(padding, "padding", "Conv2D", minimum=0)
+        self.kernel_size = pair(kernel_size, "kernel_size", "Conv2D")
+        self.stride = pair(stride, "stride", "Conv2D")
+        self.padding = pair(padding, "padding", "Conv2D", minimum=0)
         self.init, self.dtype = init, np.dtype(dtype)
         shape = (self.out_channels, self.in_channels, *self.kernel_size)
         self.weight = Parameter(initialize(init, shape, resolve_rng(rng, seed), self.dtype))
         self.bias = Parameter(np.zeros(self.out_channels, self.dtype)) if bias else None
-        self._pad_buffer: np.ndarray | None = None  # scratch kept between calls
-        self._cols_buffer: np.ndarray | None = None
-        self._grad_buffer: np.ndarray | None = None
-        self._pad_key: tuple | None = None
+        self._pad_buffer: np.ndarray | None = None  # scratch of one call, kept between calls
+        self._spare_cols: list[np.ndarray] = []  # column buffers, reused once no cache holds them
+        self._dcols_buffer: np.ndarray | None = None  # scratch of one backward call
+        self._cache = None
 
     @property
     def _name(self) -> str:
-        k = _compact(self.kernel_size)
+        k = compact(self.kernel_size)
         return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={k})"
 
+    # ---- the layout of the weights ---------------------------------------------------------
+    def _w2(self) -> np.ndarray:
+        """The weight as the (O, kh·kw·C) matrix whose row o is filter o in (i, j, c) order."""
+        return self.weight.data.transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
+
     # ---- im2col / col2im ------------------------------------------------------------------
-    # Images are handled channel-major, (C, N, H, W), so that every copy below runs over
-    # long contiguous stretches and the GEMM output (O, N·Ho·Wo) is already in that order.
-    # With a horizontal stride of 1 the columns are "wide": each output row is computed for
-    # all Wp padded positions, the last Wp − Wo of them garbage (discarded from y, given zero
-    # gradient). Then kernel offset (i, j) of every window is ONE strided view of the flat
-    # padded image, rows of Wp contiguous values, instead of short rows of Wo values.
-    def _geometry(self, x_shape: tuple, out: tuple[int, int]) -> tuple[int, int, int, int]:
-        """(Hp, Wp, Wc, L): padded size, computed columns per output row, flat image length."""
-        (ph, pw), kw = self.padding, self.kernel_size[1]
-        hp, wp = x_shape[2] + 2 * ph, x_shape[3] + 2 * pw
-        wc = wp if self._wide(wp, out[1]) else out[1]
-        return hp, wp, wc, hp * wp + kw - 1  # kw − 1 spare zeros: the last wide row overruns
-
-    def _wide(self, wp: int, wo: int) -> bool:
-        """Whether to use wide columns: they need stride 1 across, and they pay when the
-        C·kh·kw rows of `cols` (copied faster) outnumber the O rows of the output (compacted
-        and padded again for backward at a cost) and the Wp − Wo garbage columns add under
-        10% to the GEMMs. Measured on the default CNN: compact columns are faster for both
-        convs (1→32: 9 rows < 32; 32→64 on 14×14: 16/14 = 14% more GEMM work)."""
-        rows = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-        return self.stride[1] == 1 and rows >= self.out_channels and 10 * (wp - wo) < wo
-
-    def _offset_view(self, flat: np.ndarray, i: int, j: int, geo, out) -> np.ndarray:
-        """(C, N, Ho, Wc) view of the padded images `flat` (C, N, L): pixel (s·a + i, s·b + j)
-        for every output position (a, b), i.e. kernel offset (i, j) of every window."""
-        hp, wp, wc, _ = geo
-        if wc == wp:  # wide: stride 1 across, rows of wp values sh·wp apart
-            c, n, _ = flat.shape
-            s0, s1, item = flat.strides[0], flat.strides[1], flat.strides[2]
-            return as_strided(
-                flat[:, :, i * wp + j :],
-                shape=(c, n, out[0], wp),
-                strides=(s0, s1, self.stride[0] * wp * item, item),
-                writeable=True,
-            )
-        img = flat[:, :, : hp * wp].reshape(flat.shape[0], flat.shape[1], hp, wp)
-        return _window(img, i, j, self.stride, out)
-
-    def _padded(self, x: np.ndarray, geo) -> np.ndarray:
-        """The channel-major padded images as a flat (C, N, L) buffer kept between calls: its
-        border is zeroed once and stays zero, as only the interior is ever written. It is
-        reused only for the same geometry (N, C, H, W, dtype): a 6×4 image in the buffer of a
-        4×6 one would leave old pixels where the new border should be."""
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """x channels-last inside a zero border: (N, Hp, Wp, C). The buffer is scratch (only
+        im2col reads it) kept between calls; its border is zeroed once and stays zero, as
+        only the interior is written, so it is reused only for the same (N, C, H, W, dtype):
+        a 6×4 image in the buffer of a 4×6 one would leave old pixels in the border."""
         n, c, h, w = x.shape
-        (ph, pw), (hp, wp, _, length) = self.padding, geo
-        key = (*x.shape, x.dtype)
+        ph, pw = self.padding
+        shape = (n, h + 2 * ph, w + 2 * pw, c)
         buf = self._pad_buffer
-        if buf is None or self._pad_key != key:
-            buf = self._pad_buffer = np.zeros((c, n, length), x.dtype)
-            self._pad_key = key
-        img = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
+        if buf is None or buf.shape != shape or buf.dtype != x.dtype:
+            buf = self._pad_buffer = np.zeros(shape, x.dtype)
+        xt = channels_last(x)
 
         def copy_images(part: slice) -> None:
-            img[:, part, ph : ph + h, pw : pw + w] = x[part].transpose(1, 0, 2, 3)
+            buf[part, ph : ph + h, pw : pw + w] = xt[part]
 
         run(copy_images, slices(n, x.size))  # blocks of images on the threads
         return buf
 
-    def _im2col(self, flat: np.ndarray, geo, out) -> np.ndarray:
-        """Columns (C·kh·kw [+ 1], N·Ho·Wc): row (c, i, j) holds kernel offset (i, j) of
-        channel c for every output position (n, a, b); one strided copy per kernel offset.
-        With a bias, a last row of ones folds it into the GEMM (y = [W | b]·[cols; 1])."""
-        c, n, _ = flat.shape
-        kh, kw = self.kernel_size
-        shape = (c, kh, kw, n, out[0], geo[2])
-        rows, m = c * kh * kw + (self.bias is not None), n * out[0] * geo[2]
-        store = self._cols_buffer
-        if store is None or store.shape != (rows, m) or store.dtype != flat.dtype:
-            store = self._cols_buffer = np.empty((rows, m), flat.dtype)
-            store[c * kh * kw :] = 1  # the bias row: written once, never overwritten
-        cols = store[: c * kh * kw].reshape(shape)
+    def _offset(self, xpad: np.ndarray, i: int, j: int, out: tuple[int, int]) -> np.ndarray:
+        """(N, Ho, Wo, C) view: xpad[n, s·a + i, s·b + j, c], kernel offset (i, j) of every
+        window."""
+        (sh, sw), (ho, wo) = self.stride, out
+        return xpad[:, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
 
-        def copy_offsets(part: slice) -> None:  # blocks of images on the threads
-            for i in range(kh):
-                for j in range(kw):
-                    cols[:, i, j, part] = self._offset_view(flat[:, part], i, j, geo, out)
+    def _windows(self, xpad: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        """(N, Ho, Wo, kh, kw·C) read-only view: window (a, b) of image n, row i of it. In
+        channels-last memory the kw pixels of a window row are kw·C contiguous values, so
+        one copy of this view is the whole im2col, in runs of kw·C values."""
+        n, _, _, c = xpad.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        s_n, s_h, s_w, item = xpad.strides
+        return as_strided(
+            xpad,
+            shape=(n, *out, kh, kw * c),
+            strides=(s_n, sh * s_h, sw * s_w, s_h, item),
+            writeable=False,
+        )
 
-        run(copy_offsets, slices(n, cols.size))
-        return store
+    def _im2col(self, xpad: np.ndarray, out: tuple[int, int]) -> np.ndarray:
+        """Rows (N·Ho·Wo, kh·kw·C [+ 1]): row (n, a, b) holds window (a, b) of image n in
+        (i, j, c) order. With a bias, a last column of ones folds it into the GEMM
+        (y = [cols | 1]·[W₂; b]). The buffer is reused only when no cache (or anything
+        else) refers to it any more.
 
-    def _col2im(self, dcols: np.ndarray, x_shape: tuple, geo, out) -> np.ndarray:
-        """The adjoint of im2col: add every column entry back onto the pixel it came from."""
+        When a window row holds few values (kw·C < MIN_RUN, e.g. the first layer's 3 grey
+        pixels) runs that short copy slowly, so the matrix is stored transposed instead,
+        (kh·kw·C [+ 1], N·Ho·Wo), and built offset by offset along whole rows of the image
+        (6× faster there); the returned `cols` is its transposed view, which BLAS reads as
+        fast."""
+        n, c = xpad.shape[0], xpad.shape[3]
+        (kh, kw), k = self.kernel_size, xpad.shape[3] * self.kernel_size[0] * self.kernel_size[1]
+        m, ones = n * out[0] * out[1], self.bias is not None
+        transposed = kw * c < MIN_RUN
+        shape = (k + ones, m) if transposed else (m, k + ones)
+        store = _free(self._spare_cols, shape, xpad.dtype)
+        if store is None:
+            store = np.empty(shape, xpad.dtype)
+            (store[k:] if transposed else store[:, k:])[...] = 1  # the bias: written once
+            self._spare_cols = [*self._spare_cols[-1:], store]  # keep at most two
+        if transposed:
+            rows_t = store[:k].reshape(kh, kw, c, n, *out)
+
+            def copy_images(part: slice) -> None:  # blocks of images on the threads
+                for i in range(kh):
+                    for j in range(kw):
+                        view = self._offset(xpad[part], i, j, out)  # (n, Ho, Wo, C)
+                        rows_t[i, j, :, part] = view.transpose(3, 0, 1, 2)
+
+        else:
+            cols = store[:, :k].reshape(n, out[0], out[1], kh, kw * c)
+            windows = self._windows(xpad, out)
+
+            def copy_images(part: slice) -> None:  # blocks of images on the threads
+                cols[part] = windows[part]
+
+        run(copy_images, slices(n, store.size))
+        return store.T if transposed else store
+
+    def _input_grad(self, g: np.ndarray, x_shape: tuple, out: tuple[int, int]) -> np.ndarray:
+        """dL/dx (N, C, H, W), a view of a fresh channels-last array, from dY (N·Ho·Wo, O).
+
+        col2im, offset by offset: dcols of kernel offset (i, j) is dY · W_ij, (N·Ho·Wo, C)
+        with W_ij = weight[:, :, i, j] (O, C), added onto the pixels that offset read. The
+        kh·kw products are one batched GEMM whose output keeps each offset contiguous, so
+        each add runs along whole rows of Wo·C values (not the C of one pixel)."""
         n, c, h, w = x_shape
-        (kh, kw), (ph, pw), (hp, wp, wc, length) = self.kernel_size, self.padding, geo
-        dflat = np.zeros((c, n, length), dcols.dtype)  # fresh: dx is returned as its view
-        d = dcols.reshape(c, kh, kw, n, out[0], wc)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        w_ij = self.weight.data.transpose(2, 3, 0, 1).reshape(kh * kw, self.out_channels, c)
+        shape = (kh * kw, g.shape[0], c)
+        scratch = self._dcols_buffer  # scratch of this call only: nothing returned views it
+        if scratch is None or scratch.shape != shape or scratch.dtype != g.dtype:
+            scratch = self._dcols_buffer = np.empty(shape, g.dtype)
+        dcols = np.matmul(g, w_ij, out=scratch).reshape(kh * kw, n, *out, c)
+        dpad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), g.dtype)
 
         def add_offsets(part: slice) -> None:  # blocks of images on the threads
             for i in range(kh):
                 for j in range(kw):
-                    self._offset_view(dflat[:, part], i, j, geo, out)[...] += d[:, i, j, part]
+                    view = self._offset(dpad[part], i, j, out)
+                    np.add(view, dcols[i * kw + j, part], out=view)
 
-        run(add_offsets, slices(n, d.size))
-        dimg = dflat[:, :, : hp * wp].reshape(c, n, hp, wp)
-        return dimg[:, :, ph : ph + h, pw : pw + w].transpose(1, 0, 2, 3)
+        run(add_offsets, slices(n, dcols.size))
+        return dpad[:, ph : ph + h, pw : pw + w].transpose(0, 3, 1, 2)
 
     # ---- forward / backward ---------------------------------------------------------------
     def _check(self, x: np.ndarray) -> tuple[int, int]:
@@ -258,104 +236,85 @@ class Conv2D(Module):
         return output_size(self._name, x.shape, self.kernel_size, self.stride, self.padding)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        # the explicit driver keeps one cache at a time, so its columns may stay in the
-        # reused scratch buffer
-        y, self._cache = self._forward_with_scratch(x)
+        self._cache = None  # the last call's columns may be reused now
+        y, self._cache = self.forward_with_cache(x)
         return y
 
-    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
-        y, cache = self._forward_with_scratch(x)
-        if cache is not None and cache[0] is self._cols_buffer:
-            self._cols_buffer = None  # this call's cache owns the columns: the next allocates
-        return y, cache
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        return self.backward_from_cache(self._cache, grad_out, input_grad)
 
-    def _forward_with_scratch(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+    def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+        """y (N, O, Ho, Wo), a view of channels-last memory, and what backward needs: this
+        call's columns and shapes (None in eval mode, which keeps nothing)."""
         out = self._check(x)
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
-        n, o = x.shape[0], self.out_channels
-        # scratch per image: the columns and the GEMM's (wide) output
-        per_image = (self.weight.data[0].size + 1 + o) * out[0] * self._geometry(x.shape, out)[2]
-        per_image *= x.itemsize
         if keeps_cache(self):
-            return self._forward(x, out)  # (y, cache)
+            y, cols = self._forward(x, out)
+            return y, (cols, x.shape, out)
         # eval: nothing is kept for a backward pass, so bound the scratch memory of a big
-        # batch by convolving it in chunks, straight into the (channel-major) result, and
-        # let go of the scratch afterwards (training reallocates it once)
-        step = max(1, EVAL_COLS_BYTES // per_image)
-        y = np.empty((o, n, *out), self.dtype)
+        # batch by convolving it in chunks, and let go of the scratch afterwards
+        per_image = (self.weight.data[0].size + 1 + self.out_channels) * out[0] * out[1]
+        step = max(1, EVAL_COLS_BYTES // (per_image * x.itemsize))
+        n = x.shape[0]
+        y = np.empty((n, *out, self.out_channels), self.dtype)
         for i in range(0, n, step):
-            y[:, i : i + step] = self._forward(x[i : i + step], out)[0].transpose(1, 0, 2, 3)
-        # no backward after this call
-        self._pad_buffer = self._cols_buffer = self._grad_buffer = self._pad_key = None
-        return y.transpose(1, 0, 2, 3), None
+            y[i : i + step] = channels_last(self._forward(x[i : i + step], out)[0])
+        self._pad_buffer, self._spare_cols, self._dcols_buffer = None, [], None
+        return y.transpose(0, 3, 1, 2), None
 
-    def _forward(self, x: np.ndarray, out: tuple[int, int]) -> np.ndarray:
-        geo = self._geometry(x.shape, out)
-        cols = self._im2col(self._padded(x, geo), geo, out)
-        cache = (cols, x.shape, geo, out)
-        w = self.weight.data.reshape(self.out_channels, -1)
+    def _forward(self, x: np.ndarray, out: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        cols = self._im2col(self._padded(x), out)
+        w = self._w2()
         if self.bias is not None:
             w = np.concatenate([w, self.bias.data[:, None]], axis=1)
-        y = w @ cols  # one GEMM for the whole batch: (O, N·Ho·Wc)
-        # (O, N, Ho, Wc) → drop garbage columns → (N, O, Ho, Wo), channel-major in memory
-        y = y.reshape(self.out_channels, x.shape[0], out[0], geo[2])[:, :, :, : out[1]]
-        if geo[2] != out[1]:
-            y = y.copy()  # compact: the next layer's ufuncs run 2× faster on whole rows
-        return y.transpose(1, 0, 2, 3), cache
-
-    def _grad_columns(self, grad_out: np.ndarray, geo) -> np.ndarray:
-        """dL/dY laid out like the forward GEMM's output, (O, N·Ho·Wc), zero on garbage."""
-        g = grad_out.transpose(1, 0, 2, 3)  # (O, N, Ho, Wo); free if channel-major already
-        n, ho, wo, wc = g.shape[1], g.shape[2], g.shape[3], geo[2]
-        if wc == wo:
-            return np.ascontiguousarray(g, dtype=self.dtype).reshape(self.out_channels, -1)
-        shape = (self.out_channels, n, ho, wc)
-        buf = self._grad_buffer
-        if buf is None or buf.shape != shape or buf.dtype != self.dtype:
-            buf = self._grad_buffer = np.zeros(shape, self.dtype)  # garbage columns stay 0
-        buf[:, :, :, :wo] = g
-        return buf.reshape(self.out_channels, -1)
+        y = cols @ w.T  # one GEMM for the whole batch: (N·Ho·Wo, O), channels-last
+        return y.reshape(x.shape[0], *out, self.out_channels).transpose(0, 3, 1, 2), cols
 
     def backward_from_cache(
         self, cache, grad_out: np.ndarray, input_grad: bool = True
     ) -> np.ndarray | None:
+        """Adds dL/dW and dL/db into .grad (in place) and returns dL/dx (None unless
+        `input_grad`), from dL/dy (N, O, Ho, Wo) and a cache of `forward_with_cache`."""
         if cache is None:
             raise no_cache_error(self._name)
-        cols, x_shape, geo, out = cache
+        cols, x_shape, out = cache
         expected = (x_shape[0], self.out_channels, *out)
         if grad_out.shape != expected:
             raise ValueError(
                 f"{self._name}.backward: expected grad of shape {shape_str(expected)}, "
                 f"got {shape_str(grad_out.shape)}"
             )
-        g = self._grad_columns(grad_out, geo)
-        # dW₂ = dY · colsᵀ, computed as (cols · dYᵀ)ᵀ, the orientation OpenBLAS runs fastest;
-        # the bias row of ones makes its last row Σ dY = dL/db
-        grads = cols @ g.T  # (C·kh·kw [+ 1], O)
+        # dY (N·Ho·Wo, O): free when grad_out is laid out like y (channels-last)
+        g = np.ascontiguousarray(channels_last(grad_out), dtype=self.dtype)
+        g = g.reshape(-1, self.out_channels)
+        # dW₂ᵀ = colsᵀ · dY (kh·kw·C [+ 1], O), the orientation OpenBLAS runs fastest when
+        # kh·kw·C is small (2× for the first layer); the ones column gives Σ dY = dL/db
+        grads = cols.T @ g
         k = self.weight.data[0].size
-        self.weight.grad += grads[:k].T.reshape(self.weight.data.shape)
+        kh, kw = self.kernel_size
+        dw = grads[:k].reshape(kh, kw, self.in_channels, self.out_channels)
+        self.weight.grad += dw.transpose(3, 2, 0, 1)
         if self.bias is not None:
             self.bias.grad += grads[k]
         if not input_grad:
             return None
-        dcols = self.weight.data.reshape(self.out_channels, -1).T @ g  # (C·kh·kw, N·Ho·Wc)
-        return self._col2im(dcols, x_shape, geo, out)
+        return self._input_grad(g, x_shape, out)
 
     def config(self) -> dict:
         return {
             "in_channels": self.in_channels,
             "out_channels": self.out_channels,
-            "kernel_size": _compact(self.kernel_size),
-            "stride": _compact(self.stride),
-            "padding": _compact(self.padding),
+            "kernel_size": compact(self.kernel_size),
+            "stride": compact(self.stride),
+            "padding": compact(self.padding),
             "bias": self.bias is not None,
         }
 
 
 def __getattr__(name: str):
-    # Old import path: the pools moved to `chainrule.pooling`. Looked up lazily because
-    # pooling imports this module's shape helpers (a top-level import would be a cycle).
+    # Old import path: the pools live in `chainrule.pooling` (which does not import this
+    # module: both take their window helpers from `_windows`).
     if name in ("MaxPool2D", "AvgPool2D", "_Pool2D"):
         from . import pooling
 

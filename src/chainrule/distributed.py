@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._threads import set_num_threads
 from .module import Module, Parameter
+from .threads import limit_process
 
 # Environment variables MPI launchers set in every rank: Open MPI, PMIx, MPICH/Hydra, Slurm.
 _SIZE_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE", "MPI_LOCALNRANKS")
@@ -191,8 +191,7 @@ class MPICommunicator(Communicator):
         self._buffer = np.empty(0, np.float64)
         self.allreduce_seconds = 0.0  # time spent in the gradient Allreduce (for benchmarks)
         if blas_threads is not None:
-            _limit_blas_threads(blas_threads)
-            set_num_threads(blas_threads)  # chainrule's own elementwise threads too
+            limit_process(blas_threads)  # BLAS and chainrule's own elementwise threads
 
     def broadcast_parameters(self, model: Module, root: int = 0) -> None:
         arrays = [p.data for p in model.parameters()] + [b for _, b in model.named_buffers()]
@@ -334,14 +333,6 @@ def set_shard(model: Module, shard: Shard | None) -> None:
         model.shard = shard
     for _, child in model.named_children():
         set_shard(child, shard)
-
-
-def _limit_blas_threads(n: int) -> None:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a dependency of chainrule, but BLAS works without the limit
-        return
-    threadpool_limits(limits=n, user_api="blas")  # not as a context: for the whole process
 
 
 def _common_dtype(params: list[Parameter]) -> np.dtype:

@@ -12,9 +12,11 @@ from collections.abc import Iterable
 import numpy as np
 
 from .activations import activation_layer
-from .conv import BatchNorm2d, Conv2D, MaxPool2D
+from .conv import Conv2D
 from .layers import Dense, Flatten, Reshape, Sequential
 from .module import Module, resolve_rng
+from .normalization import BatchNorm2d
+from .pooling import MaxPool2D
 from .regularization import Dropout
 
 

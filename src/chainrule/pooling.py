@@ -10,15 +10,12 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._threads import outer_axis, parts, run
-from .conv import _compact, _like, _pair, output_size
+from ._windows import along as _along
+from ._windows import compact as _compact
+from ._windows import like as _like
+from ._windows import output_size
+from ._windows import pair as _pair
 from .module import DEFAULT_DTYPE, Module, keeps_cache, no_cache_error, shape_str
-
-
-def _along(a: np.ndarray, axis: int, i: int, stride: int, n: int) -> np.ndarray:
-    """Offset i of n windows along `axis`: a[..., i + stride·t, ...] for t < n (a view)."""
-    index = [slice(None)] * a.ndim
-    index[axis] = slice(i, i + stride * (n - 1) + 1, stride)
-    return a[tuple(index)]
 
 
 def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
@@ -47,32 +44,40 @@ def _max_along(a: np.ndarray, axis: int, k: int, s: int, n: int):
     return y, arg
 
 
-def _max_of_row_pairs(rows: np.ndarray, ho: int):
-    """The pass along H of a 2×2, stride-2 max pool, for `rows` whose images fill one
-    block of memory, rows contiguous: `_max_along(rows, 2, 2, 2, ho)` computed faster.
+def _block_order(a: np.ndarray) -> tuple[int, ...] | None:
+    """The axis order in which `a` fills one block of memory contiguously (largest stride
+    first), or None when it does not (a strided view)."""
+    order = tuple(int(i) for i in np.argsort([-abs(s) for s in a.strides], kind="stable"))
+    return order if a.transpose(order).flags.c_contiguous else None
 
-    In that memory the row below pixel p starts Wo values later, so for every p at once
-        pairs[p] = max(rows[p], rows[p + Wo])    and    below[p] = rows[p + Wo] > rows[p]
+
+def _max_of_row_pairs(rows: np.ndarray, ho: int):
+    """The pass along H of a 2×2, stride-2 max pool, for `rows` that fill one block of
+    memory in any axis order (NCHW, channel-major, channels-last): `_max_along(rows, 2, 2,
+    2, ho)` computed faster.
+
+    In that memory the row below value p is `r` values later (r: the H axis's stride), so
+    for every p at once
+        pairs[p] = max(rows[p], rows[p + r])    and    below[p] = rows[p + r] > rows[p]
     are two whole-array operations; the results are their views at even rows. Pairs of
     odd rows are computed too and wasted, but one long contiguous loop runs several times
     faster than many short ones (rows of 14 or 7 values in the default CNN).
     Returns None when `rows` is not laid out that way.
     """
     n, c, h, wo = rows.shape
-    if rows.flags.c_contiguous:
-        flat = rows.reshape(-1)
-    elif rows.transpose(1, 0, 2, 3).flags.c_contiguous:
-        flat = rows.transpose(1, 0, 2, 3).reshape(-1)  # channel-major
-    else:
+    order = _block_order(rows)
+    if order is None or rows.strides[2] <= 0:
         return None
-    pairs = np.maximum(flat[:-wo], flat[wo:])
-    below = np.greater(flat[wo:], flat[:-wo]).view(np.uint8)
-    s0, s1 = rows.strides[:2]
+    flat = rows.transpose(order).reshape(-1)
     item = rows.itemsize
+    r = rows.strides[2] // item
+    pairs = np.maximum(flat[:-r], flat[r:])
+    below = np.greater(flat[r:], flat[:-r]).view(np.uint8)
+    s0, s1, s2, s3 = (s // item for s in rows.strides)
 
     def even_rows(a: np.ndarray) -> np.ndarray:
         step = a.itemsize
-        strides = (s0 // item * step, s1 // item * step, 2 * wo * step, step)
+        strides = (s0 * step, s1 * step, 2 * s2 * step, s3 * step)
         return as_strided(a, shape=(n, c, ho, wo), strides=strides)  # no overlaps
 
     return even_rows(pairs), even_rows(below).copy(order="K")  # backward reads it fast
@@ -151,6 +156,13 @@ class _Pool2D(Module):
         )
         return x, out
 
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y, self._cache = self.forward_with_cache(x)
+        return y
+
+    def backward(self, grad_out: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        return self.backward_from_cache(self._cache, grad_out, input_grad)
+
     def _pad_to_windows(self, x: np.ndarray, out: tuple[int, int], fill: float) -> np.ndarray:
         """x extended at the bottom and right with `fill` so that ceil_mode's partial last
         windows are whole ones (x itself when every window fits)."""
@@ -185,6 +197,7 @@ class MaxPool2D(_Pool2D):
     """
 
     def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple | None]:
+        """y and what backward needs (None in eval mode): the input and each pass's winners."""
         x, (ho, wo) = self._check(x)
         in_shape = x.shape
         x = self._pad_to_windows(x, (ho, wo), -np.inf)
@@ -219,6 +232,7 @@ class MaxPool2D(_Pool2D):
     def backward_from_cache(
         self, cache, grad_out: np.ndarray, input_grad: bool = True
     ) -> np.ndarray | None:
+        """dL/dx from dL/dy and a cache of `forward_with_cache` (None unless input_grad)."""
         if cache is None:
             raise no_cache_error(self._name)
         x, pieces, winners, in_shape, out = cache
@@ -261,6 +275,7 @@ class AvgPool2D(_Pool2D):
     """
 
     def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """y and its shapes (all backward needs, so kept in eval mode too)."""
         x, (ho, wo) = self._check(x)
         (kh, kw), (sh, sw), in_shape = self.kernel_size, self.stride, x.shape
         x = self._pad_to_windows(x, (ho, wo), 0.0)
@@ -285,6 +300,7 @@ class AvgPool2D(_Pool2D):
     def backward_from_cache(
         self, cache, grad_out: np.ndarray, input_grad: bool = True
     ) -> np.ndarray | None:
+        """dL/dx from dL/dy and the shapes `forward_with_cache` kept."""
         if cache is None:
             raise no_cache_error(self._name)
         in_shape, padded_shape, rows_shape, out, dtype = cache

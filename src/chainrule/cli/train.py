@@ -115,6 +115,9 @@ def _add_train_outputs(t) -> None:
     t.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     t.add_argument("--json", action="store_true",
                    help="print a JSON summary as the last line")
+    t.add_argument("--threads", type=positive_int, metavar="N",
+                   help="BLAS threads (chainrule's own work: at most N); default: 1 for an "
+                        "MLP, every core for the CNN, or $CHAINRULE_NUM_THREADS")
 
 
 def _add_evaluate(sub, common) -> None:
@@ -169,14 +172,28 @@ def train_config(args):
     return cfg
 
 
-def run_threads(run) -> int:
-    """BLAS threads for this run: 1 for an MLP's products, the idle cores for the CNN's
-    (`chainrule.threads` holds the rule and the measurements behind it)."""
-    from ..threads import threads_for
+def run_threads(run, requested: int | None = None) -> int:
+    """BLAS threads for this run: `requested` (--threads), else $CHAINRULE_NUM_THREADS, else 1
+    for an MLP's products and every core for the CNN's (`chainrule.threads` holds the rule
+    and the measurements behind it). chainrule's own threads are capped at the same count."""
+    from ..threads import get_num_threads, set_num_threads, threads_for
     from .run import IMAGE_SHAPE
 
     n_train = len(run.data[0][0])
-    return threads_for(run.model, IMAGE_SHAPE, min(run.cfg.batch_size or n_train, n_train))
+    batch = min(run.cfg.batch_size or n_train, n_train)
+    threads = threads_for(run.model, IMAGE_SHAPE, batch, threads=requested)
+    set_num_threads(min(threads, get_num_threads()))
+    return threads
+
+
+def check_thread_env() -> None:
+    """A bad $CHAINRULE_NUM_THREADS is a usage error before any work starts."""
+    from ..threads import env_threads
+
+    try:
+        env_threads()
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def default_out() -> Path:
@@ -218,6 +235,7 @@ def cmd_train(args) -> int:
     from ..train import TrainingDiverged
 
     t0 = time.perf_counter()
+    check_thread_env()
     comm = communicator()  # N ranks under `mpiexec -n N`: rank 0 speaks and writes
     if not comm.is_root:
         args.quiet, args.json = True, False
@@ -226,7 +244,8 @@ def cmd_train(args) -> int:
     try:
         run = open_run(args, comm)
         _say(args, run.header())
-        run.train(progress=not args.quiet, threads=1 if comm.size > 1 else run_threads(run))
+        threads = 1 if comm.size > 1 else run_threads(run, args.threads)
+        run.train(progress=not args.quiet, threads=threads)
     except RankFailed as exc:  # every rank raised it together: rank 0 says it, all end
         if comm.is_root:
             print(f"chainrule: error: {one_line(exc)}", file=sys.stderr)
