@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from chainrule import run as runs
-from chainrule.run import Run, TrainConfig
+from chainrule.cli.config import TrainConfig
+from chainrule.cli.run import Run
 
 
 def config(epochs):

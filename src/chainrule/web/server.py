@@ -132,7 +132,8 @@ def newest_run_model(runs: Path = Path("runs")) -> Path | None:
 
 def train_default(epochs: int = DEFAULT_EPOCHS, runs: Path = Path("runs")) -> Path:
     """Train the default MLP on mnist-10k for `epochs` and save it as a run; its model path."""
-    from ..cli.run import Run, TrainConfig
+    from ..cli.config import TrainConfig
+    from ..cli.run import Run
 
     print(f"chainrule serve: no MODEL given and no {runs}/*/model.npz here: training the "
           f"default MLP on the bundled mnist-10k for {epochs} epochs (a few seconds)...",
