@@ -338,7 +338,8 @@ def _train_step(
         loss = loss_fn(out, yb)
     except NonFiniteError:  # the model's outputs themselves overflowed
         loss = float("nan")
-    _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+    if not math.isfinite(loss):
+        _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
     model.backward(loss_fn.backward(), input_grad=False)
     opt.step()
     return loss, out
