@@ -181,9 +181,11 @@ def relu_backward(g, x, y):
     return g * (x > 0)  # 1 where x > 0, else 0 (we take 0 at the kink)
 
 
-def _pass_where_positive(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _pass_where_positive(
+    g: np.ndarray, y: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """ReLU's backward, dL/dx = g ⊙ [x > 0], from y = max(x, 0): y > 0 exactly where x > 0."""
-    return np.multiply(g, y > 0, out=out)
+    return g * (y > 0) if out is None else np.multiply(g, y > 0, out=out)
 
 
 def leaky_relu_backward(g, x, y, negative_slope=0.01):

@@ -217,7 +217,7 @@ class Sequential(Module):
 
     def _first_trainable(self) -> int:
         for i, layer in enumerate(self.layers):
-            if next(layer._all_named_parameters(""), None) is not None:  # stops at the first
+            if _holds_parameters(layer):
                 return i
         return len(self.layers)
 
@@ -259,6 +259,14 @@ class Sequential(Module):
         text = "\n".join(lines)
         print(text, file=file or sys.stdout)
         return text
+
+
+def _holds_parameters(module: Module) -> bool:
+    """Whether `module` or a module inside it holds a Parameter (stops at the first found)."""
+    for value in vars(module).values():
+        if isinstance(value, Parameter):
+            return True
+    return any(_holds_parameters(child) for _, child in module.named_children())
 
 
 def _refuse_reused_layers(container: Module) -> None:
