@@ -185,11 +185,15 @@ def mlp_epoch_flops(n: int) -> float:
 def interleaved(runs: dict, repeat: int) -> dict[str, tuple[float, float, float]]:
     """{name: (best, median, best CPU) seconds}, the implementations taking turns run by run,
     so a busy neighbour on a shared machine slows all of them alike rather than whichever ran
-    then. CPU time (this process's) leaves out the time a neighbour takes the core away."""
+    then. The turn order rotates each round, so no implementation always runs first, on the
+    caches the last one (scikit-learn) left cold. CPU time (this process's) leaves out the
+    time a neighbour takes the core away."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     cpu: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeat):
-        for name, run in runs.items():
+    names = list(runs)
+    for r in range(repeat):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            run = runs[name]
             start, start_cpu = time.perf_counter(), time.process_time()
             run()
             cpu[name].append(time.process_time() - start_cpu)
