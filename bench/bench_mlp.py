@@ -4,7 +4,9 @@ scikit-learn and a hand-written NumPy loop, measured in the same run; then infer
     python bench/bench_mlp.py [--samples 60000] [--threads 2] [--repeat 3]
 
 Ends with `ratio mlp_epoch_b64_torch ...` lines (chainrule time / peer time: below 1 is
-faster than the peer; for inference the ratio is of times too, so below 1 = more samples/s).
+faster than the peer; for inference the ratio is of times too, so below 1 = more samples/s);
+`mlp_epoch_b64_numpy_cpu` is the NumPy-loop ratio of best CPU times, which a busy shared
+machine disturbs less than wall-clock time.
 """
 
 from __future__ import annotations
@@ -180,16 +182,23 @@ def mlp_epoch_flops(n: int) -> float:
     return 2.0 * n * (forward + backward)
 
 
-def interleaved(runs: dict, repeat: int) -> dict[str, tuple[float, float]]:
-    """{name: (best, median) seconds}, the implementations taking turns run by run, so a busy
-    neighbour on a shared machine slows all of them alike rather than whichever ran then."""
+def interleaved(runs: dict, repeat: int) -> dict[str, tuple[float, float, float]]:
+    """{name: (best, median, best CPU) seconds}, the implementations taking turns run by run,
+    so a busy neighbour on a shared machine slows all of them alike rather than whichever ran
+    then. The turn order rotates each round, so no implementation always runs first, on the
+    caches the last one (scikit-learn) left cold. CPU time (this process's) leaves out the
+    time a neighbour takes the core away."""
     times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(repeat):
-        for name, run in runs.items():
-            start = time.perf_counter()
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
+    for r in range(repeat):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            run = runs[name]
+            start, start_cpu = time.perf_counter(), time.process_time()
             run()
+            cpu[name].append(time.process_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
-    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
+    return {name: (min(t), statistics.median(t), min(cpu[name])) for name, t in times.items()}
 
 
 def step_phases(x, y, batch_size: int, repeat: int = 3) -> list[tuple[str, float]]:
@@ -288,7 +297,7 @@ def main(argv=None) -> int:
             print(f"figure mlp_b{bs}_epoch_s {ours:.4f}")
             print(f"figure mlp_b{bs}_steps {steps}")
             print(f"figure mlp_b{bs}_gflops {mlp_epoch_flops(args.samples) / ours / 1e9:.2f}")
-            for name, (best, median) in times.items():
+            for name, (best, median, _) in times.items():
                 gflops = mlp_epoch_flops(args.samples) / best / 1e9
                 rows.append(
                     (
@@ -309,6 +318,10 @@ def main(argv=None) -> int:
                 ratios.append(
                     ratio_line(f"mlp_epoch_b{bs}_{key}", ours, times.get(peer, (None,))[0])
                 )
+            ratios.append(  # the same target in CPU time, steadier on a busy machine
+                ratio_line(f"mlp_epoch_b{bs}_numpy_cpu", times["chainrule"][2],
+                           times["numpy loop"][2])
+            )  # fmt: skip
         phases = step_phases(x, y, 64)
         pair = optional(inference, x)
         if pair is not None:

@@ -95,6 +95,36 @@ def test_nan_or_inf_predictions_are_rejected(loss):
         loss(pred, target)
 
 
+def test_softmax_ce_rejects_minus_inf_and_nan_anywhere_in_a_row():
+    """The row max is read off at the argmax; a NaN or ±inf anywhere (not just at the max)
+    is still refused."""
+    for bad in (np.nan, np.inf, -np.inf):
+        for col in range(3):
+            pred = np.array([[0.5, 2.0, -1.0], [0.1, 0.2, 0.3]], np.float32)
+            pred[0, col] = bad
+            with pytest.raises(ValueError, match="NaN/inf"):
+                cr.SoftmaxCrossEntropy()(pred, np.array([1, 0]))
+
+
+def test_softmax_ce_equals_the_shift_by_the_row_max_bit_for_bit(rng):
+    """Loss, probabilities and gradient are those of the textbook shift z − max(z, axis=1)."""
+    z = (rng.standard_normal((37, 10)) * 5).astype(np.float32)
+    z[3] = z[3, 0]  # a row of ties
+    y = rng.integers(0, 10, 37)
+    loss_fn = cr.SoftmaxCrossEntropy()
+    loss = loss_fn(z, y)
+    shifted = z - z.max(axis=1, keepdims=True)
+    p = np.exp(shifted)
+    total = p.sum(axis=1, keepdims=True)
+    p /= total
+    expected = (float(np.log(total).sum()) - float(shifted[np.arange(37), y].sum())) / 37
+    assert loss == expected
+    assert loss_fn.probabilities.tobytes() == p.tobytes()
+    grad = p * (1.0 / 37)
+    grad[np.arange(37), y] -= 1.0 / 37
+    assert loss_fn.backward().tobytes() == grad.tobytes()
+
+
 def test_labels_outside_class_range_are_rejected():
     with pytest.raises(ValueError, match=r"label 10 is outside the class range 0..9"):
         cr.SoftmaxCrossEntropy()(np.zeros((2, 10)), np.array([3, 10]))

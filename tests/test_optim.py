@@ -94,6 +94,23 @@ def test_sgd_by_hand():
     np.testing.assert_allclose(p.grad, [0.2, 0.4])  # the gradient is not modified
 
 
+def test_plain_sgd_is_theta_minus_lr_g_and_skips_an_untouched_gradient():
+    """Plain SGD's fast path: θ − lr·g bit for bit; a gradient still marked zero (the
+    parameter took no part in the backward) leaves θ as it was, and p.grad reads zero."""
+    rng = np.random.default_rng(0)
+    used = cr.Parameter(rng.standard_normal(5).astype(np.float32))
+    unused = cr.Parameter(np.array([1.5, -0.0, np.inf], np.float32))
+    before_used, before_unused = used.data.copy(), unused.data.copy()
+    opt = cr.optim.SGD([used, unused], lr=0.1)
+    opt.zero_grad()
+    used.add_sum(rng.standard_normal((3, 5)).astype(np.float32))
+    g = used.grad.copy()
+    opt.step()
+    assert used.data.tobytes() == (before_used - np.float32(0.1) * g).tobytes()
+    assert unused.data.tobytes() == before_unused.tobytes()
+    assert np.array_equal(unused.grad, np.zeros(3)) and used.grad.tobytes() == g.tobytes()
+
+
 def test_adam_first_step_is_lr_times_sign():
     """After bias correction, Adam's first step is lr·g/(|g| + ε) ≈ lr·sign(g)."""
     p = cr.Parameter(np.array([0.0, 0.0, 0.0]))

@@ -40,6 +40,22 @@ def test_api_training_step_by_hand(rng):
     assert losses[-1] < losses[0] / 3
 
 
+def test_batches_are_the_shuffled_rows_in_the_inputs_layout(rng):
+    """Each batch is x[idx], y[idx] for the epoch's permutation: same values, dtype and
+    strides, for a C-contiguous array (gathered by take) and a transposed view alike."""
+    x = rng.standard_normal((50, 3, 4)).astype(np.float32)
+    y = rng.integers(0, 10, 50)
+    for data in (x, x.transpose(0, 2, 1)):
+        order = np.random.default_rng(7).permutation(50)
+        got = list(cr.data.batches(data, y, batch_size=16, rng=np.random.default_rng(7)))
+        assert len(got) == 4
+        for k, (xb, yb) in enumerate(got):
+            idx = order[16 * k : 16 * (k + 1)]
+            expected = data[idx]
+            assert xb.tobytes() == expected.tobytes() and xb.strides == expected.strides
+            assert xb.dtype == expected.dtype and np.array_equal(yb, y[idx])
+
+
 @pytest.mark.parametrize("batch_size,expected_steps", [(1, 50), (None, 1), (0, 1), (16, 4)])
 def test_stochastic_full_and_mini_batch(batch_size, expected_steps, rng):
     x, y = blobs(rng, n=50)

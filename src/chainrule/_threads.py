@@ -125,11 +125,11 @@ def run(work: Callable, items: Sequence) -> list:
 
 def elementwise(f: Callable, *args, out: np.ndarray | None = None) -> np.ndarray:
     """f(*args, out=out) computed piece by piece on the threads, for an elementwise `f` (a
-    ufunc, or a function of ufuncs taking `out=`). Array arguments have out's shape; the
-    rest (scalars) are passed as they are. out defaults to an array laid out like the first
-    argument, of the result type of the arguments."""
-    if out is None and (get_num_threads() == 1 or args[0].size < MIN_PARALLEL_SIZE):
-        return f(*args, out=None)  # the serial path, without the bookkeeping below
+    ufunc, or a function of ufuncs taking `out=`, None by default). Array arguments have
+    out's shape; the rest (scalars) are passed as they are. out defaults to an array laid
+    out like the first argument, of the result type of the arguments."""
+    if out is None and (args[0].size < MIN_PARALLEL_SIZE or get_num_threads() == 1):
+        return f(*args)  # the serial path, without the bookkeeping below (nor an out=None)
     arrays = [a for a in args if isinstance(a, np.ndarray)]
     if out is None:
         out = np.empty_like(arrays[0], dtype=np.result_type(*args))

@@ -181,9 +181,11 @@ def relu_backward(g, x, y):
     return g * (x > 0)  # 1 where x > 0, else 0 (we take 0 at the kink)
 
 
-def _pass_where_positive(g: np.ndarray, y: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _pass_where_positive(
+    g: np.ndarray, y: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
     """ReLU's backward, dL/dx = g ⊙ [x > 0], from y = max(x, 0): y > 0 exactly where x > 0."""
-    return np.multiply(g, y > 0, out=out)
+    return g * (y > 0) if out is None else np.multiply(g, y > 0, out=out)
 
 
 def leaky_relu_backward(g, x, y, negative_slope=0.01):
@@ -292,7 +294,7 @@ class ReLU(Activation):
 
     def forward_with_cache(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         y = elementwise(np.maximum, as_float(x), 0)  # np.maximum(x, 0), on the threads
-        return y, (y if keeps_cache(self) else None)
+        return y, (y if self.training or self.grad_in_eval else None)  # keeps_cache, inlined
 
     def backward_from_cache(self, y, grad_out: np.ndarray, input_grad: bool = True):
         if y is None:
@@ -301,7 +303,9 @@ class ReLU(Activation):
             raise ValueError(
                 f"ReLU.backward: expected grad of shape {y.shape}, got {grad_out.shape}"
             )
-        return elementwise(_pass_where_positive, grad_out.astype(y.dtype, copy=False), y)
+        if grad_out.dtype != y.dtype:
+            grad_out = grad_out.astype(y.dtype)
+        return elementwise(_pass_where_positive, grad_out, y)
 
 
 class LeakyReLU(Activation):

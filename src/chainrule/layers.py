@@ -18,7 +18,6 @@ from .module import (
     Module,
     Parameter,
     describe,
-    keeps_cache,
     module_from_config,
     no_cache_error,
     resolve_rng,
@@ -80,9 +79,11 @@ class Dense(Module):
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
-        return y, (x if keeps_cache(self) else None)  # eval mode: nothing for backward
+        bias = self.bias
+        if bias is not None:
+            y += bias.data
+        # keeps_cache(self), inlined on this every-step path; eval mode keeps nothing
+        return y, (x if self.training or self.grad_in_eval else None)
 
     def backward_from_cache(
         self, x: np.ndarray | None, grad_out: np.ndarray, input_grad: bool = True
@@ -96,10 +97,11 @@ class Dense(Module):
             )
         if grad_out.dtype != self.dtype:
             grad_out = grad_out.astype(self.dtype)  # compute in the layer's dtype
-        self.weight.add_matmul(grad_out.T, x)
-        if self.bias is not None:
-            self.bias.add_sum(grad_out, axis=0)
-        return grad_out @ self.weight.data if input_grad else None
+        weight, bias = self.weight, self.bias
+        weight.add_matmul(grad_out.T, x)
+        if bias is not None:
+            bias.add_sum(grad_out, axis=0)
+        return grad_out @ weight.data if input_grad else None
 
     def config(self) -> dict:
         return {
@@ -217,7 +219,7 @@ class Sequential(Module):
 
     def _first_trainable(self) -> int:
         for i, layer in enumerate(self.layers):
-            if next(layer._all_named_parameters(""), None) is not None:  # stops at the first
+            if _holds_parameters(layer):
                 return i
         return len(self.layers)
 
@@ -259,6 +261,14 @@ class Sequential(Module):
         text = "\n".join(lines)
         print(text, file=file or sys.stdout)
         return text
+
+
+def _holds_parameters(module: Module) -> bool:
+    """Whether `module` or a module inside it holds a Parameter (stops at the first found)."""
+    for value in vars(module).values():
+        if isinstance(value, Parameter):
+            return True
+    return any(_holds_parameters(child) for _, child in module.named_children())
 
 
 def _refuse_reused_layers(container: Module) -> None:

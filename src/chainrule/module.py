@@ -81,12 +81,14 @@ class Parameter(Tensor):
             self._grad += a @ b
 
     def add_sum(self, g: np.ndarray, axis: int | tuple[int, ...] = 0) -> None:
-        """grad += g summed over `axis` (written straight into grad when it is zero)."""
+        """grad += g summed over `axis` (written straight into grad when it is zero).
+
+        np.add.reduce is `g.sum` without its Python wrapper: the same sum, ~0.5 µs sooner."""
         if self._grad_is_zero:
-            g.sum(axis=axis, out=self._grad)
+            np.add.reduce(g, axis=axis, out=self._grad)
             self._grad_is_zero = False
         else:
-            self._grad += g.sum(axis=axis)
+            self._grad += np.add.reduce(g, axis=axis)
 
     def __repr__(self) -> str:
         return f"Parameter({self.name or '?'}, shape={self.data.shape}, dtype={self.data.dtype})"
@@ -111,7 +113,7 @@ def keeps_cache(module: Module) -> bool:
     """Whether `module`'s forward keeps what its backward needs: always in training mode; in
     eval mode (inference) only when `module.grad_in_eval` is set, e.g. to differentiate
     BatchNorm's fixed affine map in a gradient check or the web lab's teaching step."""
-    return module.training or getattr(module, "grad_in_eval", False)
+    return module.training or module.grad_in_eval
 
 
 def set_grad_in_eval(module: Module, enabled: bool = True) -> Module:
@@ -138,6 +140,7 @@ class Module:
     """Base class of layers and models: parameters, buffers, modes and state dicts."""
 
     training: bool = True
+    grad_in_eval: bool = False  # keep what backward needs in eval mode too (set_grad_in_eval)
 
     def __init_subclass__(cls, type_name: str | None = None, loadable: bool = True, **kwargs):
         """Register the class for `module_from_config` under its qualified type name.

@@ -238,13 +238,15 @@ class _EpochLoop:
 
     def run(self, batch_iter, epoch: int, history: History, budget: _Budget) -> _Totals:
         totals = _Totals()
+        model, loss_fn, opt = self.model, self.loss_fn, self.opt
+        record = history.batch_loss.append  # looked up once: this loop runs every step
         for b, (xb, yb, total) in enumerate(batch_iter, start=1):
             if self.shard is None:
-                loss, out = _train_step(self.model, self.loss_fn, self.opt, xb, yb, epoch, b)
+                loss, out = _train_step(model, loss_fn, opt, xb, yb, epoch, b)
                 rows, correct = len(xb), _correct(out, yb, self.classification)
             else:
                 loss, rows, correct = self._parallel_step(xb, yb, total, epoch, b)
-            history.batch_loss.append(loss)
+            record(loss)
             totals.add(loss, rows, correct)
             budget.seen += 1
             if self.bar is not None:
@@ -338,7 +340,8 @@ def _train_step(
         loss = loss_fn(out, yb)
     except NonFiniteError:  # the model's outputs themselves overflowed
         loss = float("nan")
-    _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
+    if not math.isfinite(loss):
+        _check_finite_loss(loss, epoch, batch, opt.param_groups[0]["lr"])
     model.backward(loss_fn.backward(), input_grad=False)
     opt.step()
     return loss, out

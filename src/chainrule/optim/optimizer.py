@@ -101,7 +101,7 @@ class Optimizer:
         self.param_groups[0]["lr"] = check_lr(type(self).__name__, value)
 
     def zero_grad(self) -> None:
-        for p in self.params:
+        for p in self.param_groups[0]["params"]:
             p.zero_grad()
 
     def step(self) -> None:

@@ -48,6 +48,9 @@ class SGD(Optimizer):
         group = self.param_groups[0]
         lr, mu, damp = group["lr"], group["momentum"], group["dampening"]
         wd, nesterov = group["weight_decay"], group["nesterov"]
+        if not (wd or mu):
+            self._plain_step(lr)
+            return
         for i, (p, state) in enumerate(zip(self.params, self.state)):
             g = p.grad
             if wd:  # g = ∇L + λθ, built in a work array so p.grad stays untouched
@@ -64,3 +67,10 @@ class SGD(Optimizer):
             # one temporary lr·g: measured faster than a kept work array, which costs a
             # third weight-sized array's worth of cache traffic on every step
             p.data -= lr * g
+
+    def _plain_step(self, lr: float) -> None:
+        """θ ← θ − lr·∇L for every parameter. A gradient still marked zero (the parameter
+        took no part in this backward) changes nothing, θ − lr·0 = θ, so it is skipped."""
+        for p in self.params:
+            if not p._grad_is_zero:
+                p.data -= lr * p._grad
