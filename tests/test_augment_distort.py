@@ -9,6 +9,7 @@ from chainrule.augment import (
     affine_batch,
     smooth_displacement,
     stroke_batch,
+    thick_pen,
     warp_batch,
 )
 
@@ -142,3 +143,26 @@ def test_usable_as_fit_augment_with_every_distortion(rng):
     history = cr.fit(model, cr.SoftmaxCrossEntropy(), opt, x, y, epochs=2, batch_size=16,
                      augment=aug, seed=0, progress=False)
     assert len(history.loss) == 2 and np.isfinite(history.loss).all()
+
+
+def test_thick_pen_widens_strokes_by_the_width_asked():
+    """A vertical bar 2 px wide redrawn 2 px wider is 4 px wide; 3 px wider takes a whole
+    and a half-pixel dilation each side; width 0 leaves the image as it was."""
+    from chainrule.preprocess import stroke_width
+
+    bars = np.stack([bar(2), bar(2), bar(2)])
+    out = thick_pen(bars, np.array([0.0, 2.0, 3.0]))
+    assert np.array_equal(out[0], bars[0])
+    assert np.array_equal(out[1], stroke_batch(bars[1:2], np.array([1.0]))[0])
+    assert np.array_equal(out[1][8, 11:17] > 0, [False, True, True, True, True, False])
+    twice = stroke_batch(stroke_batch(bars[2:3], np.array([1.0])), np.array([0.5]))[0]
+    assert np.array_equal(out[2], twice)
+    w = stroke_width(out)
+    assert w[0] < w[1] < w[2]
+
+
+@pytest.mark.parametrize("widths", [np.array([1.0, -1.0]), np.array([np.nan, 1.0]),
+                                    np.array([1.0])])
+def test_thick_pen_refuses_bad_widths(widths):
+    with pytest.raises(ValueError, match="thick_pen: expected 2 widths"):
+        thick_pen(np.zeros((2, 28, 28), np.float32), widths)

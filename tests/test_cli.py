@@ -128,6 +128,15 @@ def test_cnn_run_draws_feature_maps(tmp_path):
                  "--out", tmp_path / "cnn")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "cnn" / "feature-maps.png").is_file()
+    from chainrule.cli.config import CNN_HIDDEN, TrainConfig, build_model
+
+    ckpt = cr.load_checkpoint(tmp_path / "cnn")
+    assert ckpt.metadata["training"]["config"]["hidden"] == list(CNN_HIDDEN)
+    dense = [p.data.shape for p in ckpt.model.parameters() if p.data.ndim == 2]
+    assert dense[0] == (CNN_HIDDEN[0], 3136)  # the CNN's recipe: a wider dense layer
+    old = TrainConfig.from_dict({"model": "cnn"})  # a run saved before: 128 wide
+    assert [p.data.shape for p in build_model(old).parameters() if p.data.ndim == 2][0] == (
+        128, 3136)
 
 
 def test_data_folder_of_idx_files(tmp_path):

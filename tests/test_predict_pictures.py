@@ -153,6 +153,37 @@ def test_train_flags_for_the_steps_and_distortions(tmp_path):
     assert not (tmp_path / "x").exists()  # refused before anything was written
 
 
+def test_thick_pen_redraws_half_the_training_digits_wider(tmp_path):
+    from chainrule.cli.config import PEN_SHARE, redraw_thick
+    from chainrule.preprocess import stroke_width
+
+    x = np.zeros((400, 784), np.float32)
+    x.reshape(-1, 28, 28)[:, 6:22, 13:15] = 1.0  # 2-px bars
+    out = redraw_thick(x, 5.0, np.random.default_rng(0))
+    assert out.shape == x.shape and out.dtype == np.float32 and x.max() == 1.0  # a copy
+    changed = (out != x).any(axis=1)
+    assert abs(changed.mean() - PEN_SHARE) < 0.1
+    before = stroke_width(x.reshape(-1, 28, 28))[0]
+    widths = stroke_width(out.reshape(-1, 28, 28))
+    assert np.all(widths[~changed] == before)
+    assert widths[changed].min() > before + 0.5 and widths[changed].max() > before + 2.5
+    assert np.array_equal(out, redraw_thick(x, 5.0, np.random.default_rng(0)))  # by seed
+
+
+def test_thick_pen_flag(tmp_path):
+    out = tmp_path / "pen"
+    result = run("train", *QUICK, "--out", out, "--thick-pen", "3")
+    assert result.returncode == 0, result.stderr
+    assert cr.load_checkpoint(out).metadata["training"]["config"]["thick_pen"] == 3.0
+    one_line_error(run("train", *QUICK, "--out", tmp_path / "x", "--thick-pen", "9"),
+                   "--thick-pen")
+    assert not (tmp_path / "x").exists()
+    from chainrule.cli.config import CNN_DISTORTIONS
+
+    assert CNN_DISTORTIONS["thick_pen"] > 0  # the CNN's recipe; the MLP's default has none
+    assert TrainConfig().thick_pen == 0.0
+
+
 def test_runs_saved_before_the_steps_resume_without_them():
     old = {k: v for k, v in vars(TrainConfig()).items() if k not in BEFORE_DEFAULTS}
     cfg = TrainConfig.from_dict(old)

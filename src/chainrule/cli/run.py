@@ -269,7 +269,7 @@ class Run:
         if c.augment:
             aug = f"shifts ±{c.shift} px" + (f", rotations ±{c.rotate:g}°" if c.rotate else "")
             more = {"scale ±": c.scale, "shear ±": c.shear, "elastic ": c.elastic,
-                    "stroke ±": c.thickness}
+                    "stroke ±": c.thickness, "thick pen +": c.thick_pen}
             aug += "".join(f", {k}{v:g}" for k, v in more.items() if v)
         steps = ([", deskewed"] if c.deskew else []) + (
             [f", strokes → {c.stroke_width:g} px"] if c.stroke_width else [])

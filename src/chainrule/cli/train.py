@@ -23,7 +23,7 @@ from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CLIError, failure, on
 TRAIN_FLAGS = ("data", "model", "hidden", "activation", "batch_size", "batches", "lr",
                "optimizer", "momentum", "weight_decay", "schedule", "augment", "shift",
                "rotate", "val_size", "seed", "scale", "shear", "elastic", "thickness",
-               "deskew", "stroke_width")
+               "thick_pen", "deskew", "stroke_width")
 CNN_EPOCHS = 12  # a CNN epoch costs ~30 MLP epochs of arithmetic
 
 
@@ -95,6 +95,9 @@ def _add_distortions(t) -> None:
     t.add_argument("--thickness", type=nonneg_float, metavar="FRAC",
                    help="augmentation: thicken or thin strokes by up to FRAC of a pixel "
                    "each side (default 0; cnn 0.5)")
+    t.add_argument("--thick-pen", type=nonneg_float, metavar="PX",
+                   help="augmentation: redraw half of the training digits with a pen 1 to PX "
+                   "pixels wider, before the stroke width is normalised (default 0; cnn 5)")
     t.add_argument("--no-deskew", dest="deskew", action="store_false", default=None,
                    help="do not straighten slanted digits (default: deskew, in training and "
                    "in predict alike)")
@@ -151,7 +154,7 @@ def _say(args, *lines: str) -> None:
 
 # ---- train --------------------------------------------------------------------------------
 def train_config(args):
-    from .config import CNN_DISTORTIONS, TrainConfig, check_recipe, is_digit_data
+    from .config import CNN_DISTORTIONS, CNN_HIDDEN, TrainConfig, check_recipe, is_digit_data
 
     given = {k: getattr(args, k) for k in (*TRAIN_FLAGS, "epochs") if getattr(args, k) is not None}
     cfg = TrainConfig(**given)
@@ -166,6 +169,7 @@ def train_config(args):
                 raise CLIError(f"--{flag} applies to --model mlp only")
         if args.epochs is None:
             cfg.epochs = CNN_EPOCHS
+        cfg.hidden = CNN_HIDDEN
         for name, value in CNN_DISTORTIONS.items():  # its default recipe
             if getattr(args, name) is None:
                 setattr(cfg, name, value)
