@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 
 import chainrule as cr
 from chainrule import cli
+from cli_assertions import assert_one_line_error
 
 QUICK = ["--epochs", "1", "--batches", "20", "--quiet", "--no-plots"]
 
@@ -30,13 +31,6 @@ def last_json(result):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def assert_one_line_error(result, *needles, code=2):
-    assert result.returncode == code, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def arrays(path):

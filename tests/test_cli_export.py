@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
+from cli_assertions import assert_one_line_error
 
 pytest.importorskip("safetensors")
 
@@ -21,12 +22,6 @@ def run(*args, cwd=None):
     )
 
 
-def assert_one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 from chainrule import exercises
 from chainrule.exercises import worker
 from chainrule.exercises.checks import value as value_checks
+from cli_assertions import assert_one_line_error
 
 SOLUTIONS = Path(__file__).resolve().parent / "exercises_solutions"
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,12 +41,6 @@ def cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def assert_one_line_error(result, *needles) -> None:
-    assert result.returncode == 2, result.stdout + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def statuses(report) -> dict[str, str]:

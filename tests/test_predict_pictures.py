@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 import chainrule as cr
 from chainrule.cli.config import BEFORE_DEFAULTS, TrainConfig, is_digit_data
 from chainrule.preprocess import load_digit_image
+from cli_assertions import assert_one_line_error as one_line_error
 
 QUICK = ["--epochs", "1", "--batches", "20", "--quiet", "--no-plots"]
 
@@ -22,13 +23,6 @@ def run(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-def one_line_error(result, *needles):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def seven(path, size=(160, 200), ink=20, paper=240):
